@@ -1,0 +1,3 @@
+from mtbt.cli import main
+
+raise SystemExit(main())
