@@ -6,6 +6,7 @@ of every bar inside backtrader (see ``feeds.arrays``).
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,9 +32,11 @@ class Session:
 def _calendar(first_year: int, last_year: int):
     import exchange_calendars as xcals
 
-    return xcals.get_calendar(
-        "XNYS", start=f"{first_year}-01-01", end=f"{last_year}-12-31"
-    )
+    with warnings.catch_warnings():   # exchange_calendars 4.13 on pandas 3.1: Series.values
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return xcals.get_calendar("XNYS", start=f"{first_year}-01-01",
+                                  end=f"{last_year}-12-31")
 
 
 def sessions(start: dt.date, end: dt.date) -> dict[dt.date, Session]:

@@ -1,0 +1,29 @@
+"""Account value and cash at every bar's close."""
+from __future__ import annotations
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from mtbt.sessions import NY
+
+
+class EquityCurve(bt.Analyzer):
+    """Records the broker's cash and value each bar (from ``notify_fund``: no extra work)."""
+
+    def create_analysis(self) -> None:
+        self._dt: list[float] = []
+        self._cash: list[float] = []
+        self._value: list[float] = []
+        self.rets = {}
+
+    def notify_fund(self, cash: float, value: float, fundvalue: float, shares: float) -> None:
+        self._dt.append(self.data.datetime[0])
+        self._cash.append(cash)
+        self._value.append(value)
+
+    def get_frame(self) -> pd.DataFrame:
+        """``timestamp`` (New York, tz-aware) -> cash, equity."""
+        index = pd.DatetimeIndex([bt.num2date(x) for x in self._dt], name="timestamp")
+        return pd.DataFrame({"cash": np.round(self._cash, 2), "equity": np.round(self._value, 2)},
+                            index=index.tz_localize(NY))

@@ -1,0 +1,97 @@
+"""``BarFeed``: a backtrader feed that loads validated bars from numpy arrays.
+
+backtrader's stock ``PandasData`` reads its DataFrame one cell at a time (``iloc``); this feed
+converts the columns once and, when preloading, copies them straight into the line buffers.
+Bars are identical either way; ``tests/test_feeds_arrays.py`` checks that against
+``PandasData``.
+
+Inside backtrader every bar time is naive **America/New_York wall-clock time** and labels the
+bar's *start* (the convention of Polygon and Alpaca bars): the 09:30 bar is the first minute
+of the session and a market order decided on it fills at the open of the 09:31 bar.
+
+Lines: the usual OHLCV (+ openinterest, always 0) and ``vix``, the latest daily VIX close known
+at the bar, i.e. the close of the previous session or earlier (see ``feeds.vix.vix_asof``).
+"""
+from __future__ import annotations
+
+import math
+
+import backtrader as bt
+import numpy as np
+import pandas as pd
+
+from mtbt.sessions import NY
+
+_ORDINAL_1970 = 719163  # datetime.date(1970, 1, 1).toordinal()
+_COLUMNS = ("open", "high", "low", "close", "volume", "openinterest", "vix")
+
+
+def date2num_array(index: pd.DatetimeIndex) -> np.ndarray:
+    """backtrader's ``date2num`` for a whole index, as New York wall-clock time.
+
+    Gives bit-identical floats to ``bt.date2num`` on the naive New York datetimes.
+    """
+    if index.tz is not None:
+        index = index.tz_convert(NY).tz_localize(None)
+    ns = index.as_unit("ns").asi8
+    days, rem = np.divmod(ns, 86_400 * 10**9)
+    hours, rem = np.divmod(rem, 3_600 * 10**9)
+    minutes, rem = np.divmod(rem, 60 * 10**9)
+    seconds, nanos = np.divmod(rem, 10**9)
+    parts = zip(
+        (days + _ORDINAL_1970).astype(float).tolist(), (hours / 24.0).tolist(),
+        (minutes / 1440.0).tolist(), (seconds / 86400.0).tolist(),
+        ((nanos // 1000) / 86400e6).tolist(), strict=True,
+    )
+    return np.fromiter((math.fsum(p) for p in parts), dtype=float, count=len(index))
+
+
+class BarFeed(bt.feed.DataBase):
+    """Bars from a DataFrame (``feeds.parquet.read_bars`` form, optional ``vix`` column).
+
+    Params:
+      - ``dataname``: the DataFrame (tz-aware New York index labelling bar starts, float
+        columns open, high, low, close, volume and optionally vix).
+    """
+
+    lines = ("vix",)
+
+    def start(self) -> None:
+        super().start()
+        frame: pd.DataFrame = self.p.dataname
+        n = len(frame)
+        cols = {"datetime": date2num_array(frame.index)}
+        for name in ("open", "high", "low", "close", "volume"):
+            cols[name] = frame[name].to_numpy(dtype=float)
+        cols["openinterest"] = np.zeros(n)
+        vix = frame["vix"] if "vix" in frame else None
+        cols["vix"] = np.full(n, np.nan) if vix is None else vix.to_numpy(dtype=float)
+        self._cols = cols
+        self._rows = None
+        self._i = 0
+
+    def preload(self) -> None:
+        if self._filters or self._ffilters or self._tzinput:
+            return super().preload()   # filters need the bar-by-bar path
+        n = len(self._cols["datetime"])
+        for name, values in self._cols.items():
+            buf = getattr(self.lines, name)
+            buf.array.frombytes(np.ascontiguousarray(values, dtype=float).tobytes())
+            buf.idx, buf.lencount = len(buf.array) - 1, len(buf.array)
+        self._i = n
+        self._last()
+        self.home()
+
+    def _load(self) -> bool:
+        if self._rows is None:
+            self._rows = list(zip(*(self._cols[c].tolist() for c in ("datetime", *_COLUMNS)),
+                                  strict=True))
+        if self._i >= len(self._rows):
+            return False
+        row = self._rows[self._i]
+        self._i += 1
+        lines = self.lines
+        lines.datetime[0] = row[0]
+        for name, value in zip(_COLUMNS, row[1:], strict=True):
+            getattr(lines, name)[0] = value
+        return True

@@ -1,0 +1,8 @@
+"""mtbt's backtrader indicators (all work in runonce and event modes alike)."""
+from mtbt.indicators.confluence import Confluence
+from mtbt.indicators.regime import Regime, RegimeState, get_regime
+from mtbt.indicators.renko import Renko
+from mtbt.indicators.sessionbars import SessionBars
+from mtbt.indicators.wave import Wave
+
+__all__ = ["Confluence", "Regime", "RegimeState", "Renko", "SessionBars", "Wave", "get_regime"]

@@ -1,0 +1,30 @@
+"""Glue between a pure kernel (``_kernels``) and backtrader's two execution modes."""
+from __future__ import annotations
+
+import backtrader as bt
+
+
+class KernelIndicator(bt.Indicator):
+    """An indicator whose values come from ``self._kernel.step(*inputs)``.
+
+    Subclasses set ``self._kernel`` and ``self._inputs`` (the input lines, in ``step``'s
+    argument order) in ``__init__``. ``next`` and ``once`` feed the same kernel, one bar at a
+    time, so event mode (live) and vectorised mode (backtests) give identical values.
+    """
+
+    _kernel = None
+    _inputs: tuple = ()
+
+    def next(self) -> None:
+        out = self._kernel.step(*(line[0] for line in self._inputs))
+        for line, value in zip(self.lines, out):
+            line[0] = value
+
+    def once(self, start: int, end: int) -> None:
+        step = self._kernel.step
+        srcs = [line.array for line in self._inputs]
+        dsts = [line.array for line in self.lines]
+        for i in range(start, end):
+            out = step(*[src[i] for src in srcs])
+            for dst, value in zip(dsts, out):
+                dst[i] = value

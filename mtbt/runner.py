@@ -1,0 +1,151 @@
+"""Build and run a Cerebro from a run config: ``build_cerebro`` (shared by every venue) and
+``run_backtest`` (the parquet/sample venue with reports)."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import backtrader as bt
+
+from mtbt.config import RunConfig
+from mtbt.exits import ExitRules
+from mtbt.risk import RiskManager, RiskSizer
+from mtbt.sessions import sessions
+from mtbt.strategies import WaveRenko
+
+log = logging.getLogger("mtbt")
+
+STRATEGIES = {"wave_renko": WaveRenko}
+
+
+def strategy_kwargs(cfg: RunConfig) -> dict:
+    """The strategy's backtrader params from the run config."""
+    s, v, h = cfg.strategy, cfg.volatility_filters, cfg.trading_hours
+    keys = ("direction", "brick_timeframe", "brick_atr_period", "brick_atr_mult",
+            "impulse_bricks", "shallow_max", "healthy_max", "resume_bricks",
+            "entry_zone_bricks", "grades", "min_confluence", "trend_ema_4h", "trend_ema_1d")
+    kwargs = {k: getattr(s, k) for k in keys}
+    kwargs.update(vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct,
+                  entry_start=h.ny_open_start, entry_end=h.ny_open_end,
+                  force_close_before=h.force_close_minutes_before_close,
+                  exit_rules=ExitRules(**cfg.scaling_exits.model_dump()))
+    return kwargs
+
+
+def risk_manager(cfg: RunConfig) -> RiskManager:
+    r = cfg.risk_management
+    return RiskManager(r.account_size, r.risk_per_trade_pct, r.max_positions,
+                       r.daily_dd_limit, r.max_dd_threshold)
+
+
+def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
+                  broker: bt.BrokerBase | None = None, trade_from: dt.date | None = None,
+                  progress: Callable[[int], None] | None = None) -> bt.Cerebro:
+    """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``data``.
+
+    ``broker`` None means backtrader's BackBroker with the run's costs; a live venue passes
+    its own. ``first``/``last`` bound the sessions the strategy may see.
+    """
+    from analyzers import EquityCurve, Journal, Progress, RegimeLog
+
+    cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True)
+    risk = risk_manager(cfg)
+    if broker is None:
+        broker = cerebro.broker
+        broker.setcash(cfg.risk_management.account_size)
+        broker.set_slippage_fixed(cfg.costs.slippage_per_share, slip_open=True,
+                                  slip_limit=False, slip_match=True, slip_out=False)
+    else:
+        cerebro.setbroker(broker)
+    broker.setcommission(commission=cfg.costs.commission_per_share,
+                         commtype=bt.CommInfoBase.COMM_FIXED, stocklike=True,
+                         leverage=cfg.risk_management.max_leverage)
+    cerebro.adddata(data, name=cfg.strategy.symbol)
+    cerebro.addstrategy(STRATEGIES[cfg.strategy.name], risk=risk, trade_from=trade_from,
+                        sessions=sessions(first, last), **strategy_kwargs(cfg))
+    cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
+                     commission=cfg.costs.commission_per_share,
+                     slippage=cfg.costs.slippage_per_share,
+                     max_leverage=cfg.risk_management.max_leverage)
+    cerebro.addanalyzer(Journal, _name="journal")
+    cerebro.addanalyzer(EquityCurve, _name="equity")
+    cerebro.addanalyzer(RegimeLog, _name="regime")
+    cerebro.addanalyzer(Progress, _name="progress", callback=progress)
+    return cerebro
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    """Where the reports went and the summary figures."""
+
+    out_dir: Path
+    summary: dict
+    seconds: float
+    bars: int
+
+
+def default_out_dir(cfg: RunConfig) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(cfg.report.out_dir) / f"{cfg.name}-{stamp}"
+
+
+def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
+                 tearsheet: bool | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+    """Run the configured backtest and write every report into ``out_dir``.
+
+    ``progress(done, total)`` is called every few thousand bars.
+    """
+    from analyzers.report import write_reports
+    from feeds.arrays import BarFeed
+    from feeds.loader import load_market_data
+
+    out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _attach_run_log(out / "run.log")
+    try:
+        market = load_market_data(cfg.data)
+        _log_header(cfg, market)
+        bars = market.bars
+        days = bars.index.tz_localize(None).normalize()
+        cerebro = build_cerebro(
+            cfg, BarFeed(dataname=bars), first=days[0].date(), last=days[-1].date(),
+            trade_from=market.trade_from,
+            progress=None if progress is None else lambda n: progress(n, len(bars)))
+        started = time.perf_counter()
+        (strat,) = cerebro.run()
+        seconds = time.perf_counter() - started
+        log.info("run finished: %d bars in %.1f s", len(bars), seconds)
+        want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
+        summary = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet)
+    finally:
+        _detach_run_log(handler)
+    return BacktestResult(out, summary, seconds, len(bars))
+
+
+def _log_header(cfg: RunConfig, market) -> None:
+    from mtbt import __version__
+
+    data = "SYNTHETIC DATA (embedded sample)" if market.synthetic else market.label
+    log.info("mtbt %s run %s (%s) id %s", __version__, cfg.name, cfg.source, cfg.run_id)
+    log.info("data: %s, %d bars, %s to %s", data, len(market.bars),
+             market.bars.index[0].isoformat(), market.bars.index[-1].isoformat())
+
+
+def _attach_run_log(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    return handler
+
+
+def _detach_run_log(handler: logging.Handler) -> None:
+    log.removeHandler(handler)
+    handler.close()
+    log.propagate = True

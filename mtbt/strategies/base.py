@@ -1,0 +1,251 @@
+"""ManagedStrategy: sessions, entry window, risk, scaling exits and the force close.
+
+Subclasses only say *when* to enter (``entry_signal``); this base turns that into sized,
+risk-checked orders and runs every lot's exits (``mtbt.exits``) with plain backtrader orders,
+so the same class runs on the backtest broker and a live one. It imports nothing
+venue-specific (a test checks that).
+
+Bar times are naive New York wall-clock times labelling the bar's start: a decision taken on
+a bar is filled at the next bar's open, i.e. at the bar's close time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import backtrader as bt
+
+from mtbt import exits
+from mtbt.exits import ExitRules, Lot, Stage
+from mtbt.risk import RiskManager, RiskSizer
+from mtbt.sessions import Session, sessions
+
+log = logging.getLogger("mtbt.strategy")
+_EPS = 1e-7   # days (~9 ms): float slack when comparing bar times
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An entry the subclass wants: direction and what to write about it."""
+
+    side: int          # +1 long, -1 short
+    note: str = ""
+    regime: str = ""
+
+
+class ManagedStrategy(bt.Strategy):
+    """Base for mtbt strategies (see the module docstring).
+
+    Params:
+      - ``risk``: the ``RiskManager`` (the sizer must be a ``RiskSizer`` on the same one)
+      - ``exit_rules``: ``ExitRules``
+      - ``entry_start``, ``entry_end``: entry fills allowed from/to these New York times
+      - ``force_close_before``: minutes before the session close by which all is flat
+      - ``sessions``: ``{date: Session}``; default: the XNYS calendar
+      - ``bar_minutes``: the bar length (1)
+      - ``trade_from``: no entries before this date (earlier bars warm indicators up)
+    """
+
+    params = (("risk", None), ("exit_rules", ExitRules()),
+              ("entry_start", dt.time(9, 30)), ("entry_end", dt.time(11, 0)),
+              ("force_close_before", 15), ("sessions", None), ("bar_minutes", 1),
+              ("trade_from", None))
+
+    def __init__(self):
+        self.risk: RiskManager = self.p.risk or RiskManager()
+        self.rules: ExitRules = self.p.exit_rules
+        self._bar = self.p.bar_minutes / 1440.0
+        self._lots: dict[int, Lot] = {}
+        self._lot_orders: dict[int, tuple[Lot, str, bt.Order]] = {}   # ref -> (lot, role, order)
+        self._working: dict[int, list[bt.Order]] = {}    # trade_id -> [stop, target]
+        self._next_id = 1
+        self._alerts_seen = 0
+        self._day = None
+        self._session: Session | None = None
+        self._window = self._force_at = (0.0, 0.0)
+
+    def start(self) -> None:
+        if not isinstance(self.getsizer(), RiskSizer):
+            raise TypeError(f"{type(self).__name__} needs a RiskSizer "
+                            "(cerebro.addsizer(RiskSizer, risk=...))")
+        self._end_len = self.data.buflen() or None   # known when preloaded (backtests)
+        self._sessions: Mapping[dt.date, Session] = self.p.sessions or {}
+
+    # -- hooks for subclasses --------------------------------------------------------------
+    def entry_signal(self) -> Signal | None:
+        """The entry to make on this bar, if any (called inside the entry window only)."""
+        return None
+
+    def regime_name(self) -> str:
+        """The regime label written with each trade."""
+        return ""
+
+    # -- the bar loop ----------------------------------------------------------------------
+    def next(self) -> None:
+        dtnum = self.data.datetime[0]
+        if int(dtnum) != self._day:
+            self._new_day(int(dtnum))
+        close_t = dtnum + self._bar
+        last = self._end_len is not None and len(self.data) >= self._end_len - 1
+        if self._lots:
+            if self.risk.halted_today or self.risk.paused:
+                self.flatten("risk")
+            elif close_t >= self._force_at - _EPS or last:
+                self.flatten("eod")
+            else:
+                self._manage_exits(self.data.close[0])
+        lo, hi = self._window
+        if lo - _EPS <= close_t <= hi + _EPS and not last:
+            signal = self.entry_signal()
+            if signal is not None:
+                self._enter(signal)
+
+    def _new_day(self, day: int) -> None:
+        self._day = day
+        date = dt.date.fromordinal(day)
+        session = self._sessions.get(date) if self._sessions else None
+        if session is None and not self._sessions:
+            session = sessions(date, date).get(date)
+        self._session = session
+        self.risk.reset_daily()
+        if session is None:      # not a session: no entries, nothing held
+            self._window, self._force_at = (1.0, 0.0), float("-inf")
+            return
+        force = session.minutes_before_close(self.p.force_close_before)
+        self._force_at = bt.date2num(force)
+        self._window = (bt.date2num(dt.datetime.combine(date, self.p.entry_start)),
+                        min(bt.date2num(dt.datetime.combine(date, self.p.entry_end)),
+                            self._force_at))
+        if self.p.trade_from is not None and date < self.p.trade_from:
+            self._window = (1.0, 0.0)
+
+    # -- entries ---------------------------------------------------------------------------
+    def _enter(self, signal: Signal) -> None:
+        if any(lot.side != signal.side for lot in self._lots.values()):
+            self.note(f"SKIP {signal.note}: an opposite position is open")
+            return
+        sizer: RiskSizer = self.getsizer()
+        qty = self.getsizing(isbuy=signal.side > 0)
+        cost = sizer.position_cost(qty, self.data.close[0])
+        decision = self.risk.can_take_trade(cost if qty else 0.0)
+        if not decision:
+            self.note(f"SKIP {signal.note}: {decision.reason}")
+            return
+        lot = Lot(self._next_id, signal.side, qty, regime=signal.regime, risk=cost)
+        self._next_id += 1
+        self._lots[lot.trade_id] = lot
+        self.risk.on_open()
+        self._submit(lot, "entry", bt.Order.Market, None, qty, lot.side)
+        self.note(f"ENTRY #{lot.trade_id} {signal.note} qty {qty} risk ${cost:,.2f}")
+
+    # -- exits -----------------------------------------------------------------------------
+    def _manage_exits(self, close: float) -> None:
+        for lot in list(self._lots.values()):
+            if lot.stage is Stage.PENDING or lot.extra.get("closing"):
+                continue
+            moved = exits.ratchet(self.rules, lot, close)
+            if moved or lot.trade_id not in self._working:
+                self._place_exits(lot)
+
+    def _place_exits(self, lot: Lot) -> None:
+        self._cancel_working(lot)
+        orders = exits.exit_orders(self.rules, lot)
+        placed: list[bt.Order] = []
+        for order in orders:
+            kind = bt.Order.Stop if order.kind == "stop" else bt.Order.Limit
+            oco = placed[0] if placed else None
+            placed.append(self._submit(lot, order.reason, kind, order.price, order.qty,
+                                       -lot.side, oco=oco))
+        self._working[lot.trade_id] = placed
+
+    def _cancel_working(self, lot: Lot) -> None:
+        for order in self._working.pop(lot.trade_id, []):
+            self._lot_orders.pop(order.ref, None)    # its Canceled notice is then ignored
+            if order.alive():
+                self.cancel(order)
+
+    def flatten(self, reason: str) -> None:
+        """Close every lot at market now (``reason``: eod or risk); cancel pending entries."""
+        for lot in list(self._lots.values()):
+            if lot.extra.get("closing"):
+                continue
+            lot.extra["closing"] = True
+            if lot.stage is Stage.PENDING:
+                for olot, role, order in list(self._lot_orders.values()):
+                    if olot is lot and role == "entry":
+                        self.cancel(order)
+                continue
+            self._cancel_working(lot)
+            self._submit(lot, reason, bt.Order.Market, None, lot.remaining, -lot.side)
+            self.note(f"FLATTEN #{lot.trade_id} ({reason}) qty {lot.remaining}")
+
+    def _submit(self, lot: Lot, role: str, exectype, price, qty: int, side: int, oco=None):
+        method = self.buy if side > 0 else self.sell
+        order = method(size=qty, exectype=exectype, price=price, oco=oco)
+        order.addinfo(lot=lot, role=role)
+        self._lot_orders[order.ref] = (lot, role, order)
+        return order
+
+    # -- notifications ---------------------------------------------------------------------
+    def notify_order(self, order: bt.Order) -> None:
+        if order.status in (order.Submitted, order.Accepted):
+            return
+        entry = self._lot_orders.pop(order.ref, None)
+        if entry is None:
+            return
+        lot, role, _ = entry
+        if order.status == order.Completed:
+            if role == "entry":
+                self._entry_filled(lot, order)
+            else:
+                self._exit_filled(lot, role, order)
+        elif role == "entry":
+            self.note(f"ENTRY #{lot.trade_id} not filled: {order.getstatusname()}")
+            self._drop(lot)
+        else:
+            self.note(f"EXIT #{lot.trade_id} {role} {order.getstatusname()}: re-placing")
+            self._working.pop(lot.trade_id, None)
+
+    def _entry_filled(self, lot: Lot, order: bt.Order) -> None:
+        when = bt.num2date(order.executed.dt)
+        exits.on_entry_fill(self.rules, lot, order.executed.price, when, order.executed.comm)
+        self.note(f"FILL #{lot.trade_id} entry {'buy' if lot.side > 0 else 'sell'} "
+                  f"{lot.qty} @ {lot.entry_price:.2f}; stop {lot.stop:.2f}")
+
+    def _exit_filled(self, lot: Lot, role: str, order: bt.Order) -> None:
+        qty, price = abs(order.executed.size), order.executed.price
+        pnl = (lot.side * (price - lot.entry_price) * qty - order.executed.comm
+               - lot.entry_comm * qty / lot.qty)
+        order.info.pnl = pnl     # the journal reads it
+        for sibling in self._working.pop(lot.trade_id, []):
+            self._lot_orders.pop(sibling.ref, None)
+        exits.on_exit_fill(lot, role, qty, pnl)
+        self.risk.update_pnl(pnl)
+        self._log_alerts()
+        self.note(f"FILL #{lot.trade_id} {role} {qty} @ {price:.2f} pnl {pnl:+.2f}")
+        if lot.stage is Stage.CLOSED:
+            self._drop(lot)
+        elif lot.extra.get("closing"):
+            lot.extra["closing"] = False     # a flatten's fill raced a bracket fill
+
+    def _drop(self, lot: Lot) -> None:
+        self._lots.pop(lot.trade_id, None)
+        self._working.pop(lot.trade_id, None)
+        self.risk.on_close()
+
+    def stop(self) -> None:
+        for lot in self._lots.values():
+            log.warning("lot #%s still open at the end of the data (%s shares)",
+                        lot.trade_id, lot.remaining)
+
+    def _log_alerts(self) -> None:
+        alerts = self.risk.alerts
+        while self._alerts_seen < len(alerts):
+            self.note(f"ALERT {alerts[self._alerts_seen]}")
+            self._alerts_seen += 1
+
+    def note(self, text: str) -> None:
+        """Log one line stamped with the bar's time (to run.log)."""
+        log.info("%s %s", self.data.datetime.datetime(0).strftime("%Y-%m-%d %H:%M"), text)
