@@ -53,4 +53,4 @@ def _regime_at_open(days: pd.DatetimeIndex, regimes: pd.DataFrame) -> list[str]:
     times = pd.to_datetime(regimes["time"].str.slice(0, 19))
     changes = pd.Series(regimes["regime"].to_numpy(), index=times)
     by_day = changes.groupby(changes.index.normalize()).last()   # it changes only at opens
-    return by_day.reindex(days).ffill().fillna("").tolist()
+    return by_day.reindex(by_day.index.union(days)).ffill().reindex(days).fillna("").tolist()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,14 +15,9 @@ from analyzers.tearsheet import buy_and_hold, write_tearsheet
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, so a crash leaves no half file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    tmp = path.with_name(f".{path.name}.part")
+    tmp.write_text(text, encoding="utf-8", newline="")
+    os.replace(tmp, path)
 
 
 def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool) -> dict:
@@ -68,5 +62,5 @@ def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float
     what = "SYNTHETIC DATA" if market.synthetic else Path(market.label).name
     tmp = out / ".tearsheet.html.part"
     write_tearsheet(returns, bench, tmp, title=f"mtbt {cfg.name}: {symbol} ({what})",
-                    benchmark_title=f"{symbol} buy & hold")
+                    benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name)
     os.replace(tmp, out / "tearsheet.html")

@@ -22,18 +22,22 @@ log = logging.getLogger("mtbt")
 STRATEGIES = {"wave_renko": WaveRenko}
 
 
+def managed_kwargs(cfg: RunConfig) -> dict:
+    """``ManagedStrategy`` params (entry window, force close, exits) from the run config."""
+    h = cfg.trading_hours
+    return dict(entry_start=h.ny_open_start, entry_end=h.ny_open_end,
+                force_close_before=h.force_close_minutes_before_close,
+                exit_rules=ExitRules(**cfg.scaling_exits.model_dump()))
+
+
 def strategy_kwargs(cfg: RunConfig) -> dict:
-    """The strategy's backtrader params from the run config."""
-    s, v, h = cfg.strategy, cfg.volatility_filters, cfg.trading_hours
+    """The configured strategy's own params: its ``[strategy]`` keys and volatility bounds."""
+    s, v = cfg.strategy, cfg.volatility_filters
     keys = ("direction", "brick_timeframe", "brick_atr_period", "brick_atr_mult",
             "impulse_bricks", "shallow_max", "healthy_max", "resume_bricks",
             "entry_zone_bricks", "grades", "min_confluence", "trend_ema_4h", "trend_ema_1d")
-    kwargs = {k: getattr(s, k) for k in keys}
-    kwargs.update(vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct,
-                  entry_start=h.ny_open_start, entry_end=h.ny_open_end,
-                  force_close_before=h.force_close_minutes_before_close,
-                  exit_rules=ExitRules(**cfg.scaling_exits.model_dump()))
-    return kwargs
+    return {k: getattr(s, k) for k in keys} | dict(
+        vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct)
 
 
 def risk_manager(cfg: RunConfig) -> RiskManager:
@@ -44,11 +48,15 @@ def risk_manager(cfg: RunConfig) -> RiskManager:
 
 def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
                   broker: bt.BrokerBase | None = None, trade_from: dt.date | None = None,
-                  progress: Callable[[int], None] | None = None) -> bt.Cerebro:
+                  progress: Callable[[int], None] | None = None,
+                  strategy: type[bt.Strategy] | None = None,
+                  strategy_params: dict | None = None) -> bt.Cerebro:
     """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``data``.
 
     ``broker`` None means backtrader's BackBroker with the run's costs; a live venue passes
-    its own. ``first``/``last`` bound the sessions the strategy may see.
+    its own. ``first``/``last`` bound the sessions the strategy may see. ``strategy`` (a
+    ``ManagedStrategy``) and ``strategy_params`` replace the configured strategy and its own
+    params (tests script entries this way).
     """
     from analyzers import EquityCurve, Journal, Progress, RegimeLog
 
@@ -65,8 +73,11 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
                          commtype=bt.CommInfoBase.COMM_FIXED, stocklike=True,
                          leverage=cfg.risk_management.max_leverage)
     cerebro.adddata(data, name=cfg.strategy.symbol)
-    cerebro.addstrategy(STRATEGIES[cfg.strategy.name], risk=risk, trade_from=trade_from,
-                        sessions=sessions(first, last), **strategy_kwargs(cfg))
+    if strategy is None:
+        strategy, strategy_params = STRATEGIES[cfg.strategy.name], strategy_kwargs(cfg)
+    cerebro.addstrategy(strategy, risk=risk, trade_from=trade_from,
+                        sessions=sessions(first, last), **managed_kwargs(cfg),
+                        **(strategy_params or {}))
     cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
                      commission=cfg.costs.commission_per_share,
                      slippage=cfg.costs.slippage_per_share,

@@ -1,0 +1,151 @@
+"""``python -m mtbt``: a thin router over the library (parse, load the run, run, report)."""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Iterator, Sequence
+
+from mtbt import __version__
+from mtbt.errors import ConfigError, MtbtError
+
+_DATA_OPTIONS = (("data", "data.bars", True), ("vix", "data.vix", True),
+                 ("start", "data.start", False), ("end", "data.end", False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mtbt",
+        description="Wave-Renko intraday system for SPY/QQQ on backtrader: backtests on "
+                    "parquet bars (or the embedded synthetic sample) with quantstats reports.",
+        epilog="Run 'mtbt COMMAND --help' for a command's options.")
+    parser.add_argument("--version", action="version", version=f"mtbt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    bt = sub.add_parser(
+        "backtest", help="backtest a run file and write its reports",
+        description="Backtest RUN.toml (default: the built-in default run, which equals "
+                    "runs/default.toml) on 1-minute bars, then write trades.csv, equity.csv, "
+                    "daily.csv, regime.csv, summary.json, run.log and tearsheet.html. "
+                    "Without --data it runs on the embedded SYNTHETIC sample.")
+    bt.add_argument("run", nargs="?", metavar="RUN.toml", help="run file (default: built-in)")
+    bt.add_argument("--data", metavar="BARS.parquet", help="1-minute bars (sets data.bars)")
+    bt.add_argument("--vix", metavar="VIX.parquet", help="daily VIX closes (sets data.vix)")
+    bt.add_argument("--start", metavar="YYYY-MM-DD", help="first session to trade")
+    bt.add_argument("--end", metavar="YYYY-MM-DD", help="last session to trade")
+    bt.add_argument("--out", metavar="DIR",
+                    help="report folder (default: <report.out_dir>/<run>-<timestamp>)")
+    bt.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="SECTION.KEY=VALUE",
+                    help="override a run-file key (repeatable), e.g. "
+                         "--set risk_management.max_positions=2")
+    bt.add_argument("--no-tearsheet", action="store_true", help="skip the HTML tearsheet")
+    bt.add_argument("--quiet", action="store_true", help="no progress bar or summary table")
+    bt.set_defaults(func=cmd_backtest)
+
+    check = sub.add_parser("check", help="validate a run file and print it resolved",
+                           description="Load RUN.toml with the same strict checks as a "
+                                       "backtest and print the resolved config as JSON.")
+    check.add_argument("run", nargs="?", metavar="RUN.toml")
+    check.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="SECTION.KEY=VALUE")
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 2 a user error, 130 interrupted)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except MtbtError as exc:
+        print(f"mtbt: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mtbt: interrupted", file=sys.stderr)
+        return 130
+
+
+def _load(args: argparse.Namespace):
+    """The run config with the data options turned into overrides (same checks as --set)."""
+    from mtbt.config import load_run
+
+    labels: dict[str, str] = {}
+    overrides = list(args.overrides)
+    for option, key, quoted in _DATA_OPTIONS:
+        value = getattr(args, option, None)
+        if value is not None:
+            override = f"{key}={json.dumps(value) if quoted else value}"
+            labels[f"--set {override}:"] = f"--{option} {value}:"
+            overrides.append(override)
+    try:
+        return load_run(args.run, overrides)
+    except ConfigError as exc:
+        text = str(exc)
+        for raw, label in labels.items():
+            text = text.replace(raw, label)
+        raise ConfigError(text) from None
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    print(json.dumps({"run_id": cfg.run_id, "name": cfg.name, **cfg.as_dict()}, indent=2))
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    import mtbt.compat
+    from mtbt.runner import run_backtest
+
+    cfg = _load(args)
+    mtbt.compat.apply()
+    tearsheet = False if args.no_tearsheet else None
+    with _progress(enabled=not args.quiet) as progress:
+        result = run_backtest(cfg, out_dir=args.out, tearsheet=tearsheet, progress=progress)
+    if not args.quiet:
+        _print_summary(result)
+    return 0
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool) -> Iterator:
+    """A rich progress bar on stderr when it is a terminal; yields the callback or None."""
+    if not (enabled and sys.stderr.isatty()):
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("backtest", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("bars", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _print_summary(result) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    s = result.summary
+    console = Console()
+    table = Table(title="mtbt backtest", show_header=False)
+    if s["data"] == "synthetic":
+        table.add_row("data", "[bold yellow]SYNTHETIC sample (not market data)[/]")
+    else:
+        table.add_row("data", s["data"])
+    rows = [("period", f"{s['start'][:10]} to {s['end'][:10]}" if s["start"] else "-"),
+            ("bars", f"{result.bars:,} in {result.seconds:.1f} s"),
+            ("trades", f"{s['trades']} ({s['wins']} won, {s['win_rate']:.1%})"),
+            ("total PnL", f"${s['total_pnl']:,.2f}"),
+            ("max drawdown", f"${s['max_drawdown']:,.2f}"),
+            ("sharpe", _num(s["sharpe"])), ("profit factor", _num(s["profit_factor"])),
+            ("final equity", f"${s['final_equity']:,.2f}"),
+            ("reports", str(result.out_dir))]
+    for name, value in rows:
+        table.add_row(name, value)
+    console.print(table)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
