@@ -1,0 +1,142 @@
+"""``python -m mtbt backtest`` end to end: every report, and trades that obey the rules."""
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analyzers.journal import TRADE_COLUMNS
+from analyzers.summary import SUMMARY_KEYS
+from mtbt.cli import main
+from mtbt.sessions import sessions
+
+REPORTS = ("trades.csv", "summary.json", "equity.csv", "daily.csv", "regime.csv", "run.log",
+           "tearsheet.html", "config.json")
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "report"
+    assert main(["backtest", "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def check_trade_rules(out: Path, *, max_positions: int = 3) -> pd.DataFrame:
+    """The rules every trades.csv of the default run must obey."""
+    trades = pd.read_csv(out / "trades.csv")
+    assert tuple(trades.columns) == TRADE_COLUMNS
+    entry = pd.to_datetime(trades["entry_time"].str.slice(0, 19))
+    exit_ = pd.to_datetime(trades["exit_time"].str.slice(0, 19))
+    assert trades["entry_time"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d").all()
+    # entries 09:30-11:00 New York
+    minutes = entry.dt.hour * 60 + entry.dt.minute
+    assert minutes.between(9 * 60 + 30, 11 * 60).all()
+    # flat by the force close: 15 minutes before that session's close, early closes included
+    cal = sessions(entry.min().date(), exit_.max().date())
+    force = exit_.map(lambda t: cal[t.date()].minutes_before_close(15))
+    assert (exit_ <= force).all()
+    assert (exit_.dt.date == entry.dt.date).all()
+    assert (trades["regime"] == "TRADE_NORMAL").all()
+    # at most max_positions lots open at any moment
+    per_trade = trades.assign(entry=entry, exit=exit_).groupby("trade_id").agg(
+        entry=("entry", "first"), exit=("exit", "max"))
+    for t in per_trade["entry"]:
+        open_now = ((per_trade["entry"] <= t) & (per_trade["exit"] > t)).sum()
+        assert open_now <= max_positions
+    # the hard stop is about -0.7% and tp1 +1% (to the cent), per side
+    sign = trades["side"].map({"long": 1, "short": -1})
+    move = sign * (trades["exit_price"] / trades["entry_price"] - 1)
+    stops = trades["exit_reason"] == "stop"
+    assert move[stops].between(-0.0075, -0.0069).all()     # gaps may fill beyond the stop
+    tp1 = trades["exit_reason"] == "tp1"           # a limit: at its price, or better on a gap
+    tp1_level = (trades["entry_price"] * (1 + 0.01 * sign)).round(2)
+    assert (sign * (trades["exit_price"] - tp1_level) >= -1e-9)[tp1].all()
+    assert (move[tp1] < 0.0105).all()
+    assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
+                                          "risk"}
+    return trades
+
+
+def test_default_backtest_writes_every_report(sample_run):
+    for name in REPORTS:
+        assert (sample_run / name).stat().st_size > 0, name
+    assert not list(sample_run.glob(".*"))          # no temporary files left behind
+
+
+def test_default_backtest_trades_obey_the_rules(sample_run):
+    trades = check_trade_rules(sample_run)
+    assert trades["trade_id"].nunique() >= 10
+    assert {"stop", "tp1", "eod"} <= set(trades["exit_reason"])
+
+
+def test_summary_matches_the_contract_and_the_journal(sample_run):
+    summary = json.loads((sample_run / "summary.json").read_text())
+    assert tuple(summary) == SUMMARY_KEYS
+    trades = pd.read_csv(sample_run / "trades.csv")
+    assert summary["trades"] == trades["trade_id"].nunique()
+    assert summary["data"] == "synthetic"
+    # every dollar of the account's change is in the journal (flat at the end)
+    assert trades["pnl"].sum() == pytest.approx(summary["total_pnl"], abs=0.05)
+    assert summary["final_equity"] == pytest.approx(25_000 + summary["total_pnl"])
+    equity = pd.read_csv(sample_run / "equity.csv")
+    assert equity["equity"].iloc[-1] == pytest.approx(summary["final_equity"])
+
+
+def test_daily_and_regime_logs(sample_run):
+    daily = pd.read_csv(sample_run / "daily.csv")
+    assert list(daily.columns) == ["date", "pnl", "trades", "wins", "equity", "drawdown",
+                                   "regime"]
+    assert daily["pnl"].sum() == pytest.approx(daily["equity"].iloc[-1] - 25_000, abs=0.05)
+    assert (daily["drawdown"] >= 0).all()
+    assert daily["trades"].sum() == pd.read_csv(sample_run / "trades.csv")["trade_id"].nunique()
+    regimes = pd.read_csv(sample_run / "regime.csv")
+    assert {"TRADE_NORMAL", "PAUSE_ULTRA_LOW_VOL", "PAUSE_HIGH_VOL"} <= set(regimes["regime"])
+    assert set(daily["regime"]) <= set(regimes["regime"])
+
+
+def test_reports_say_synthetic(sample_run):
+    log = (sample_run / "run.log").read_text()
+    assert "SYNTHETIC DATA" in log
+    assert "SYNTHETIC DATA" in (sample_run / "tearsheet.html").read_text()
+
+
+class _Tags(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.opened: list[str] = []
+        self.decls: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.opened.append(tag)
+
+    def handle_decl(self, decl):
+        self.decls.append(decl.lower())
+
+
+def test_tearsheet_is_a_valid_html_page(sample_run):
+    page = (sample_run / "tearsheet.html").read_text()
+    parser = _Tags()
+    parser.feed(page)
+    parser.close()
+    assert parser.decls[0] == "doctype html"
+    assert parser.opened[0] == "html" and page.rstrip().lower().endswith("</html>")
+    assert {"html", "head", "body", "title", "svg", "table"} <= set(parser.opened)
+    assert "buy &amp; hold" in page                   # the benchmark from the run's own bars
+
+
+def test_real_spy_data(shared_data, tmp_path):
+    out = tmp_path / "real"
+    code = main(["backtest", "--data", str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"),
+                 "--vix", str(shared_data / "vix_1d_1990_2026.parquet"),
+                 "--start", "2024-04-01", "--end", "2024-06-28", "--out", str(out),
+                 "--no-tearsheet", "--quiet"])
+    assert code == 0
+    trades = check_trade_rules(out)
+    assert len(trades) > 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"].endswith("spy_1m_2024-03-26_2025-04-02.parquet")
+    assert summary["start"].startswith("2024-04-01") and summary["end"].startswith("2024-06-28")
+    assert len(summary["data_sha256"]) == 2
