@@ -31,10 +31,10 @@ from pathlib import Path
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import mtbt  # noqa: E402  (first: applies the backtrader compatibility fixes)
 import backtrader as bt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+import mtbt  # noqa: E402  (first: applies the backtrader compatibility fixes)
 from feeds.loader import load_market_data  # noqa: E402
 from mtbt.config import RunConfig  # noqa: E402
 

@@ -17,7 +17,7 @@ class KernelIndicator(bt.Indicator):
 
     def next(self) -> None:
         out = self._kernel.step(*(line[0] for line in self._inputs))
-        for line, value in zip(self.lines, out):
+        for line, value in zip(self.lines, out, strict=True):
             line[0] = value
 
     def once(self, start: int, end: int) -> None:
@@ -26,5 +26,5 @@ class KernelIndicator(bt.Indicator):
         dsts = [line.array for line in self.lines]
         for i in range(start, end):
             out = step(*[src[i] for src in srcs])
-            for dst, value in zip(dsts, out):
+            for dst, value in zip(dsts, out, strict=True):
                 dst[i] = value

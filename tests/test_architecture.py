@@ -1,0 +1,64 @@
+"""Layout rules from DESIGN.md that code review would otherwise have to catch."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import backtrader as bt
+
+from mtbt.config import load_run
+from mtbt.runner import strategy_kwargs
+from mtbt.strategies import WaveRenko
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = ("alpaca", "polygon", "feeds", "mtbt.stores", "mtbt.brokers", "pyarrow",
+             "analyzers", "requests")
+
+
+def test_strategies_import_nothing_venue_or_file_specific():
+    for path in sorted((ROOT / "mtbt" / "strategies").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            for name in names:
+                assert not name.startswith(FORBIDDEN), f"{path.name} imports {name}"
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "open":
+                raise AssertionError(f"{path.name} opens a file")
+
+
+def test_every_strategy_key_of_the_run_file_is_a_strategy_param():
+    """backtrader silently drops unknown strategy kwargs; this keeps the config honest."""
+    params = set(WaveRenko.params._getkeys())
+    assert set(strategy_kwargs(load_run())) <= params
+    cfg_keys = set(load_run().strategy.model_dump()) - {"name", "symbol"}
+    assert cfg_keys <= params
+
+
+def test_the_feed_gives_the_same_bars_as_backtraders_pandas_feed():
+    from feeds.arrays import BarFeed
+    from feeds.sample import sample_bars
+
+    frame = sample_bars(seed=1, n_sessions=20)
+
+    class Record(bt.Strategy):
+        def __init__(self):
+            self.rows = []
+
+        def next(self):
+            d = self.data
+            self.rows.append((d.datetime[0], d.open[0], d.high[0], d.low[0], d.close[0],
+                              d.volume[0]))
+
+    def bars(feed, **mode):
+        cerebro = bt.Cerebro(stdstats=False, **mode)
+        cerebro.adddata(feed)
+        cerebro.addstrategy(Record)
+        return cerebro.run()[0].rows
+
+    stock = bars(bt.feeds.PandasData(dataname=frame.tz_localize(None)))
+    assert bars(BarFeed(dataname=frame)) == stock
+    assert bars(BarFeed(dataname=frame), preload=False, runonce=False) == stock

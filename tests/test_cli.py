@@ -1,0 +1,71 @@
+"""The command line: useful help, and one clear line (no traceback) for user mistakes."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mtbt.cli import main
+
+
+def mtbt(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mtbt", *args], capture_output=True,
+                          text=True, cwd=cwd)
+
+
+def test_help_lists_the_commands():
+    out = mtbt("--help")
+    assert out.returncode == 0
+    assert "backtest" in out.stdout and "check" in out.stdout
+    sub = mtbt("backtest", "--help")
+    for option in ("--data", "--vix", "--start", "--end", "--out", "--set", "--no-tearsheet"):
+        assert option in sub.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--set", "risk_management.max_position=2"], "did you mean 'max_positions'?"),
+    (["--set", "risk_management.risk_per_trade_pct=0.5"], "0.02 to 0.05"),
+    (["--set", "scaling_exits.use_scaling=1"], "expected true or false"),
+    (["--data", "nowhere.parquet"], "--data nowhere.parquet: data.vix is required"),
+    (["--data", "nowhere.parquet", "--vix", "nowhere.parquet"], "nowhere.parquet"),
+    (["--start", "2023-13-01"], "--start 2023-13-01: expected a date"),
+    (["--start", "2030-01-02"], "no sessions between 2030-01-02"),
+    (["missing.toml"], "missing.toml: file not found"),
+])
+def test_user_mistakes_are_one_line_on_stderr(args, message, tmp_path):
+    out = mtbt("backtest", *args, "--out", str(tmp_path / "r"), "--no-tearsheet", "--quiet",
+               cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mtbt: error: ")
+    assert message in lines[0]
+
+
+def test_a_broken_bar_file_is_refused_with_its_rule(tmp_path, capsys):
+    bars = pd.DataFrame({"timestamp": pd.date_range("2024-01-03 09:30", periods=3, freq="1min",
+                                                    tz="America/New_York"),
+                         "open": 1.0, "high": 0.5, "low": 1.0, "close": 1.0, "volume": 1.0})
+    bars.to_parquet(tmp_path / "bad.parquet")
+    code = main(["backtest", "--data", str(tmp_path / "bad.parquet"), "--vix",
+                 str(tmp_path / "bad.parquet"), "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.parquet" in err and "high" in err
+
+
+def test_a_run_file_typo_names_file_and_key(tmp_path, capsys):
+    run = tmp_path / "mine.toml"
+    run.write_text("[trading_hours]\nny_open_ned = \"10:30\"\n")
+    assert main(["check", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(run) in err and "ny_open_ned" in err and "ny_open_end" in err
+
+
+def test_check_prints_the_resolved_run(capsys):
+    assert main(["check", "--set", "risk_management.max_positions=2"]) == 0
+    out = capsys.readouterr().out
+    assert '"max_positions": 2' in out and '"run_id"' in out
