@@ -1,22 +1,33 @@
 """Multi-timeframe confluence: do the 4-hour and daily trends agree?"""
 from __future__ import annotations
 
-import backtrader as bt
+import math
 
+from mtbt.indicators._base import KernelIndicator
 from mtbt.indicators.sessionbars import SessionBars
 
 
-def _trend(bars: SessionBars):
-    return bt.If(bars.close > bars.ema, 1.0, bt.If(bars.close < bars.ema, -1.0, 0.0))
+def trend(close: float, ema: float) -> float:
+    """+1 above the EMA, -1 below, 0 equal or not known yet (NaN)."""
+    if math.isnan(close) or math.isnan(ema) or close == ema:
+        return 0.0
+    return 1.0 if close > ema else -1.0
 
 
-class Confluence(bt.Indicator):
+class _ConfluenceKernel:
+    @staticmethod
+    def step(close4h: float, ema4h: float, close1d: float, ema1d: float) -> tuple:
+        t4, t1 = trend(close4h, ema4h), trend(close1d, ema1d)
+        return t4, t1, t4 + t1
+
+
+class Confluence(KernelIndicator):
     """Trend of the last completed 4-hour and daily bars, and their sum as a score.
 
     A timeframe's trend is +1 when its last completed close is above the EMA of its closes,
-    -1 below, 0 equal or not known yet. ``score`` = trend4h + trend1d, from -2 to 2; a long
-    signal has ``score`` confluences agreeing, a short one ``-score``. Only completed
-    higher-timeframe bars are read (see ``SessionBars``).
+    -1 below, 0 equal or not known yet. ``score`` = trend4h + trend1d, from -2 to 2. Only
+    completed higher-timeframe bars are read (see ``SessionBars``); a strategy counts how many
+    of the two trends agree with its signal.
 
     Formula:
       - trend = sign(close_tf - EMA(close_tf, period_tf))
@@ -36,6 +47,5 @@ class Confluence(bt.Indicator):
         else:
             h4 = SessionBars(self.data, timeframe="4h", ema_period=self.p.ema_4h)
             d1 = SessionBars(self.data, timeframe="1d", ema_period=self.p.ema_1d)
-        self.l.trend4h = _trend(h4)
-        self.l.trend1d = _trend(d1)
-        self.l.score = self.l.trend4h + self.l.trend1d
+        self._kernel = _ConfluenceKernel()
+        self._inputs = (h4.close, h4.ema, d1.close, d1.ema)
