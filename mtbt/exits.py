@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -74,8 +74,7 @@ class Lot:
     stop: float = math.nan
     stop_reason: str = "stop"
     best_close: float = math.nan
-    realized: float = 0.0     # net PnL of the exits so far
-    extra: dict = field(default_factory=dict)
+    closing: bool = False     # a market close (eod, risk) is working
 
     @property
     def tp1_qty(self) -> int:
@@ -112,10 +111,9 @@ def exit_orders(rules: ExitRules, lot: Lot) -> list[ExitOrder]:
     return [ExitOrder(lot.stop_reason, "stop", lot.stop, lot.remaining), target]
 
 
-def on_exit_fill(lot: Lot, reason: str, qty: int, pnl: float) -> None:
-    """An exit filled ``qty`` with net ``pnl``; after tp1 the stop moves to breakeven."""
+def on_exit_fill(lot: Lot, reason: str, qty: int) -> None:
+    """An exit filled ``qty``; after tp1 the stop moves to breakeven."""
     lot.remaining -= qty
-    lot.realized += pnl
     if lot.remaining <= 0:
         lot.stage = Stage.CLOSED
     elif reason == "tp1":

@@ -63,8 +63,7 @@ class ManagedStrategy(bt.Strategy):
         self._next_id = 1
         self._alerts_seen = 0
         self._day = None
-        self._session: Session | None = None
-        self._window = self._force_at = (0.0, 0.0)
+        self._window, self._force_at = (1.0, 0.0), float("inf")
 
     def start(self) -> None:
         if not isinstance(self.getsizer(), RiskSizer):
@@ -108,7 +107,6 @@ class ManagedStrategy(bt.Strategy):
         session = self._sessions.get(date) if self._sessions else None
         if session is None and not self._sessions:
             session = sessions(date, date).get(date)
-        self._session = session
         self.risk.reset_daily()
         if session is None:      # not a session: no entries, nothing held
             self._window, self._force_at = (1.0, 0.0), float("-inf")
@@ -143,7 +141,7 @@ class ManagedStrategy(bt.Strategy):
     # -- exits -----------------------------------------------------------------------------
     def _manage_exits(self, close: float) -> None:
         for lot in list(self._lots.values()):
-            if lot.stage is Stage.PENDING or lot.extra.get("closing"):
+            if lot.stage is Stage.PENDING or lot.closing:
                 continue
             moved = exits.ratchet(self.rules, lot, close)
             if moved or lot.trade_id not in self._working:
@@ -169,9 +167,9 @@ class ManagedStrategy(bt.Strategy):
     def flatten(self, reason: str) -> None:
         """Close every lot at market now (``reason``: eod or risk); cancel pending entries."""
         for lot in list(self._lots.values()):
-            if lot.extra.get("closing"):
+            if lot.closing:
                 continue
-            lot.extra["closing"] = True
+            lot.closing = True
             if lot.stage is Stage.PENDING:
                 for olot, role, order in list(self._lot_orders.values()):
                     if olot is lot and role == "entry":
@@ -204,9 +202,9 @@ class ManagedStrategy(bt.Strategy):
         elif role == "entry":
             self.note(f"ENTRY #{lot.trade_id} not filled: {order.getstatusname()}")
             self._drop(lot)
-        else:
+        else:      # an exit the broker refused: drop its pair, place both again next bar
             self.note(f"EXIT #{lot.trade_id} {role} {order.getstatusname()}: re-placing")
-            self._working.pop(lot.trade_id, None)
+            self._cancel_working(lot)
 
     def _entry_filled(self, lot: Lot, order: bt.Order) -> None:
         when = bt.num2date(order.executed.dt)
@@ -221,14 +219,12 @@ class ManagedStrategy(bt.Strategy):
         order.info.pnl = pnl     # the journal reads it
         for sibling in self._working.pop(lot.trade_id, []):
             self._lot_orders.pop(sibling.ref, None)
-        exits.on_exit_fill(lot, role, qty, pnl)
+        exits.on_exit_fill(lot, role, qty)
         self.risk.update_pnl(pnl)
         self._log_alerts()
         self.note(f"FILL #{lot.trade_id} {role} {qty} @ {price:.2f} pnl {pnl:+.2f}")
         if lot.stage is Stage.CLOSED:
             self._drop(lot)
-        elif lot.extra.get("closing"):
-            lot.extra["closing"] = False     # a flatten's fill raced a bracket fill
 
     def _drop(self, lot: Lot) -> None:
         self._lots.pop(lot.trade_id, None)
