@@ -142,3 +142,11 @@ def test_plain_bracket_without_scaling():
 def test_no_entry_outside_the_window_or_after_the_first_minutes_of_force_close():
     trades = run(session_frame(DAY), script=(("11:05", 1), ("15:50", 1)))
     assert trades.empty
+
+
+def test_no_entries_on_a_non_session_day():
+    """Bars stamped on a holiday (2024-07-04) reach the strategy only if a feed lets them
+    through; it still does not trade them."""
+    frame = session_frame(dt.date(2024, 7, 5))
+    frame.index = frame.index - pd.Timedelta(days=1)
+    assert run(frame).empty
