@@ -20,11 +20,9 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool) -> dict:
+def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool, version: str) -> dict:
     """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json and the
     tearsheet; returns the summary."""
-    from mtbt import __version__
-
     start_equity = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -39,7 +37,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool) -> dict:
                  daily_table(equity, trades, regimes, start_equity).to_csv(index=False))
     atomic_write(out / "regime.csv", regimes.to_csv(index=False))
     summary = summarize(trades, equity, start_equity, data=market.label,
-                        data_sha256=market.sha256, version=__version__)
+                        data_sha256=market.sha256, version=version)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     config = {"run_id": cfg.run_id, "name": cfg.name, "source": cfg.source, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")

@@ -3,9 +3,8 @@
 Importing mtbt applies its backtrader work-arounds (``mtbt.compat``) first.
 """
 
-__version__ = "0.1.0"
-
 from mtbt import compat as _compat
+from mtbt._version import __version__
 
 _compat.apply()
 

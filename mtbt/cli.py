@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 
-from mtbt import __version__
+from mtbt._version import __version__
 from mtbt.errors import ConfigError, MtbtError
 
 _DATA_OPTIONS = (("data", "data.bars", True), ("vix", "data.vix", True),

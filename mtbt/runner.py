@@ -11,6 +11,7 @@ from pathlib import Path
 
 import backtrader as bt
 
+from mtbt._version import __version__
 from mtbt.config import RunConfig
 from mtbt.exits import ExitRules
 from mtbt.risk import RiskManager, RiskSizer
@@ -132,15 +133,14 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         seconds = time.perf_counter() - started
         log.info("run finished: %d bars in %.1f s", len(bars), seconds)
         want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
-        summary = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet)
+        summary = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
+                                version=__version__)
     finally:
         _detach_run_log(handler)
     return BacktestResult(out, summary, seconds, len(bars))
 
 
 def _log_header(cfg: RunConfig, market) -> None:
-    from mtbt import __version__
-
     data = "SYNTHETIC DATA (embedded sample)" if market.synthetic else market.label
     log.info("mtbt %s run %s (%s) id %s", __version__, cfg.name, cfg.source, cfg.run_id)
     log.info("data: %s, %d bars, %s to %s", data, len(market.bars),
