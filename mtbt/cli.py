@@ -141,10 +141,21 @@ def _print_summary(result) -> None:
             ("max drawdown", f"${s['max_drawdown']:,.2f}"),
             ("sharpe", _num(s["sharpe"])), ("profit factor", _num(s["profit_factor"])),
             ("final equity", f"${s['final_equity']:,.2f}"),
+            *_alert_rows(result.alerts),
             ("reports", str(result.out_dir))]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+
+
+def _alert_rows(alerts: list) -> list[tuple[str, str]]:
+    """The count of risk alerts, and the drawdown pause if trading was paused."""
+    if not alerts:
+        return []
+    rows = [("risk alerts", f"{len(alerts)} (see run.log)")]
+    rows += [("trading paused", f"{when:%Y-%m-%d %H:%M}: {text}")
+             for when, text in alerts if text.startswith("max drawdown")]
+    return rows
 
 
 def _num(value: float | None) -> str:

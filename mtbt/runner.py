@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import backtrader as bt
@@ -98,6 +98,7 @@ class BacktestResult:
     summary: dict
     seconds: float
     bars: int
+    alerts: list = field(default_factory=list)   # (bar time, text) of each risk alert
 
 
 def default_out_dir(cfg: RunConfig) -> Path:
@@ -137,7 +138,7 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                                 version=__version__)
     finally:
         _detach_run_log(handler)
-    return BacktestResult(out, summary, seconds, len(bars))
+    return BacktestResult(out, summary, seconds, len(bars), strat.alerts)
 
 
 def _log_header(cfg: RunConfig, market) -> None:

@@ -61,7 +61,7 @@ class ManagedStrategy(bt.Strategy):
         self._lot_orders: dict[int, tuple[Lot, str, bt.Order]] = {}   # ref -> (lot, role, order)
         self._working: dict[int, list[bt.Order]] = {}    # trade_id -> [stop, target]
         self._next_id = 1
-        self._alerts_seen = 0
+        self.alerts: list[tuple[dt.datetime, str]] = []   # risk alerts with their bar time
         self._day = None
         self._window, self._force_at = (1.0, 0.0), float("inf")
 
@@ -237,10 +237,9 @@ class ManagedStrategy(bt.Strategy):
                         lot.trade_id, lot.remaining)
 
     def _log_alerts(self) -> None:
-        alerts = self.risk.alerts
-        while self._alerts_seen < len(alerts):
-            self.note(f"ALERT {alerts[self._alerts_seen]}")
-            self._alerts_seen += 1
+        for text in self.risk.alerts[len(self.alerts):]:
+            self.alerts.append((self.data.datetime.datetime(0), text))
+            self.note(f"ALERT {text}")
 
     def note(self, text: str) -> None:
         """Log one line stamped with the bar's time (to run.log)."""
