@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from feeds.parquet import file_sha256, read_bars, read_daily, regular_hours
+from feeds.parquet import bar_interval, file_sha256, read_bars, read_daily, regular_hours
 from feeds.sample import sample_bars, sample_vix
 from feeds.vix import vix_asof
 from mtbt.errors import DataError
@@ -49,7 +49,12 @@ def load_market_data(data_cfg) -> MarketData:
         digest = hashlib.sha256(np.ascontiguousarray(bars.to_numpy()).tobytes()).hexdigest()
         label, sha, vix_source = SYNTHETIC, {SYNTHETIC: digest}, "synthetic VIX"
     else:
-        bars = regular_hours(read_bars(data_cfg.bars, bar_label=data_cfg.bar_label))
+        raw = read_bars(data_cfg.bars, bar_label=data_cfg.bar_label)
+        minutes = bar_interval(raw.index) / pd.Timedelta(minutes=1)
+        if minutes != 1:
+            raise DataError(f"{data_cfg.bars}: bars are {minutes:g} minutes apart; "
+                            "mtbt trades 1-minute bars")
+        bars = regular_hours(raw)
         vix = read_daily(data_cfg.vix)
         label, vix_source = str(data_cfg.bars), str(data_cfg.vix)
         sha = {label: file_sha256(data_cfg.bars), vix_source: file_sha256(data_cfg.vix)}

@@ -69,3 +69,14 @@ def test_check_prints_the_resolved_run(capsys):
     assert main(["check", "--set", "risk_management.max_positions=2"]) == 0
     out = capsys.readouterr().out
     assert '"max_positions": 2' in out and '"run_id"' in out
+
+
+def test_bars_that_are_not_one_minute_apart_are_refused(tmp_path, capsys):
+    stamps = pd.date_range("2024-01-03 09:30", periods=20, freq="5min", tz="America/New_York")
+    bars = pd.DataFrame({"timestamp": stamps, "open": 1.0, "high": 1.0, "low": 1.0,
+                         "close": 1.0, "volume": 1.0})
+    bars.to_parquet(tmp_path / "five.parquet")
+    code = main(["backtest", "--data", str(tmp_path / "five.parquet"), "--vix",
+                 str(tmp_path / "five.parquet"), "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "five.parquet: bars are 5 minutes apart" in capsys.readouterr().err
