@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -12,6 +13,8 @@ from analyzers.journal import TRADE_COLUMNS
 from analyzers.summary import daily_returns, summarize
 from analyzers.tearsheet import buy_and_hold, write_tearsheet
 
+log = logging.getLogger("mtbt")
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file, so a crash leaves no half file."""
@@ -20,9 +23,10 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool, version: str) -> dict:
+def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
+                  version: str) -> tuple[dict, list[str]]:
     """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json and the
-    tearsheet; returns the summary."""
+    tearsheet; returns the summary and notes for the user (also logged to run.log)."""
     start_equity = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -41,9 +45,17 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool, version: st
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     config = {"run_id": cfg.run_id, "name": cfg.name, "source": cfg.source, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")
+    notes = []
+    states = set(regimes["regime"])
+    if "TRADE_NORMAL" not in states:
+        why = " (the daily ATR(14) needs 15 sessions first)" if states <= {"WARMUP"} else ""
+        notes.append(f"the regime never allowed trading in these "
+                     f"{len(equity.index.normalize().unique())} sessions{why}; see regime.csv")
     if tearsheet and len(equity):
-        _tearsheet(out, equity, market, cfg, start_equity)
-    return summary
+        notes += _tearsheet(out, equity, market, cfg, start_equity)
+    for note in notes:
+        log.warning("NOTE %s", note)
+    return summary, notes
 
 
 def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
@@ -53,12 +65,22 @@ def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float) -> None:
+def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg,
+               start_equity: float) -> list[str]:
+    """Write tearsheet.html; a failure of quantstats costs the tearsheet, not the run."""
     returns = daily_returns(equity, start_equity)
+    if not returns.any():
+        return ["tearsheet skipped: the account never changed (no trades)"]
     symbol = cfg.strategy.symbol
     bench = buy_and_hold(market.bars["close"], returns.index)
     what = "SYNTHETIC DATA" if market.synthetic else Path(market.label).name
     tmp = out / ".tearsheet.html.part"
-    write_tearsheet(returns, bench, tmp, title=f"mtbt {cfg.name}: {symbol} ({what})",
-                    benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name)
+    try:
+        write_tearsheet(returns, bench, tmp, title=f"mtbt {cfg.name}: {symbol} ({what})",
+                        benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name)
+    except Exception as exc:   # quantstats fails on some degenerate series
+        tmp.unlink(missing_ok=True)
+        log.exception("tearsheet failed")
+        return [f"tearsheet failed ({type(exc).__name__}: {exc}); the other reports are fine"]
     os.replace(tmp, out / "tearsheet.html")
+    return []

@@ -146,6 +146,8 @@ def _print_summary(result) -> None:
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}")
 
 
 def _alert_rows(alerts: list) -> list[tuple[str, str]]:

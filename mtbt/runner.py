@@ -99,6 +99,7 @@ class BacktestResult:
     seconds: float
     bars: int
     alerts: list = field(default_factory=list)   # (bar time, text) of each risk alert
+    notes: list = field(default_factory=list)    # things the user should know about the run
 
 
 def default_out_dir(cfg: RunConfig) -> Path:
@@ -134,11 +135,11 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         seconds = time.perf_counter() - started
         log.info("run finished: %d bars in %.1f s", len(bars), seconds)
         want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
-        summary = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
-                                version=__version__)
+        summary, notes = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
+                                       version=__version__)
     finally:
         _detach_run_log(handler)
-    return BacktestResult(out, summary, seconds, len(bars), strat.alerts)
+    return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes)
 
 
 def _log_header(cfg: RunConfig, market) -> None:

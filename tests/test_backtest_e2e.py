@@ -1,6 +1,7 @@
 """``python -m mtbt backtest`` end to end: every report, and trades that obey the rules."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -12,6 +13,7 @@ from analyzers.journal import TRADE_COLUMNS
 from analyzers.summary import SUMMARY_KEYS
 from mtbt.cli import main
 from mtbt.sessions import sessions
+from tests.bars import session_frame
 
 REPORTS = ("trades.csv", "summary.json", "equity.csv", "daily.csv", "regime.csv", "run.log",
            "tearsheet.html", "config.json")
@@ -140,3 +142,21 @@ def test_real_spy_data(shared_data, tmp_path):
     assert summary["data"].endswith("spy_1m_2024-03-26_2025-04-02.parquet")
     assert summary["start"].startswith("2024-04-01") and summary["end"].startswith("2024-06-28")
     assert len(summary["data_sha256"]) == 2
+
+
+def test_too_little_data_says_why_nothing_traded(tmp_path):
+    days = [dt.date(2024, 1, 3), dt.date(2024, 1, 4), dt.date(2024, 1, 5)]
+    bars = pd.concat([session_frame(d) for d in days]).drop(columns="vix")
+    bars.reset_index().to_parquet(tmp_path / "bars.parquet")
+    vix = pd.DataFrame({"timestamp": pd.to_datetime(["2024-01-02", *map(str, days)]),
+                        "close": 15.0})
+    vix.to_parquet(tmp_path / "vix.parquet")
+    out = tmp_path / "report"
+    assert main(["backtest", "--data", str(tmp_path / "bars.parquet"), "--vix",
+                 str(tmp_path / "vix.parquet"), "--out", str(out), "--quiet"]) == 0
+    log = (out / "run.log").read_text()
+    assert "regime never allowed trading in these 3 sessions (the daily ATR(14)" in log
+    assert "tearsheet skipped: the account never changed" in log
+    assert not (out / "tearsheet.html").exists()
+    assert pd.read_csv(out / "trades.csv").empty
+    assert json.loads((out / "summary.json").read_text())["trades"] == 0
