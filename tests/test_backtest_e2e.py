@@ -160,3 +160,23 @@ def test_too_little_data_says_why_nothing_traded(tmp_path):
     assert not (out / "tearsheet.html").exists()
     assert pd.read_csv(out / "trades.csv").empty
     assert json.loads((out / "summary.json").read_text())["trades"] == 0
+
+
+def test_event_mode_trades_exactly_like_the_vectorised_backtest():
+    """Live trading runs backtrader bar by bar (runonce and preload off): same trades."""
+    from feeds.arrays import BarFeed
+    from feeds.loader import load_market_data
+    from mtbt.config import load_run
+    from mtbt.runner import build_cerebro
+
+    cfg = load_run(None, ["data.sample_sessions=40"])
+    market = load_market_data(cfg.data)
+    days = market.bars.index.tz_localize(None).normalize()
+    journals = []
+    for mode in (dict(runonce=True, preload=True), dict(runonce=False, preload=False)):
+        cerebro = build_cerebro(cfg, BarFeed(dataname=market.bars), first=days[0].date(),
+                                last=days[-1].date(), trade_from=market.trade_from)
+        (strat,) = cerebro.run(**mode)
+        journals.append(strat.analyzers.journal.get_frame())
+    assert len(journals[0]) >= 5
+    pd.testing.assert_frame_equal(journals[0], journals[1])
