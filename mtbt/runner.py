@@ -11,6 +11,10 @@ from pathlib import Path
 
 import backtrader as bt
 
+from analyzers import EquityCurve, Journal, Progress, RegimeLog
+from analyzers.report import write_reports
+from feeds.arrays import BarFeed
+from feeds.loader import load_market_data
 from mtbt._version import __version__
 from mtbt.config import RunConfig
 from mtbt.exits import ExitRules
@@ -33,11 +37,8 @@ def managed_kwargs(cfg: RunConfig) -> dict:
 
 def strategy_kwargs(cfg: RunConfig) -> dict:
     """The configured strategy's own params: its ``[strategy]`` keys and volatility bounds."""
-    s, v = cfg.strategy, cfg.volatility_filters
-    keys = ("direction", "brick_timeframe", "brick_atr_period", "brick_atr_mult",
-            "impulse_bricks", "shallow_max", "healthy_max", "resume_bricks",
-            "entry_zone_bricks", "grades", "min_confluence", "trend_ema_4h", "trend_ema_1d")
-    return {k: getattr(s, k) for k in keys} | dict(
+    v = cfg.volatility_filters
+    return cfg.strategy.model_dump(exclude={"name", "symbol"}) | dict(
         vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct)
 
 
@@ -59,8 +60,6 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
     ``ManagedStrategy``) and ``strategy_params`` replace the configured strategy and its own
     params (tests script entries this way).
     """
-    from analyzers import EquityCurve, Journal, Progress, RegimeLog
-
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True)
     risk = risk_manager(cfg)
     if broker is None:
@@ -114,10 +113,6 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
 
     ``progress(done, total)`` is called every few thousand bars.
     """
-    from analyzers.report import write_reports
-    from feeds.arrays import BarFeed
-    from feeds.loader import load_market_data
-
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     handler = _attach_run_log(out / "run.log")
