@@ -6,6 +6,12 @@ import pandas as pd
 DAILY_COLUMNS = ("date", "pnl", "trades", "wins", "equity", "drawdown", "regime")
 
 
+def end_of_day(equity: pd.DataFrame) -> pd.Series:
+    """The last marked equity of each session, indexed by naive dates."""
+    values = equity["equity"]
+    return values.groupby(values.index.tz_localize(None).normalize()).last()
+
+
 def closed_trades(trades: pd.DataFrame) -> pd.DataFrame:
     """One row per trade: its net PnL, the day of its last exit and its initial risk."""
     if trades.empty:
@@ -27,10 +33,8 @@ def daily_table(equity: pd.DataFrame, trades: pd.DataFrame, regimes: pd.DataFram
     """
     if equity.empty:
         return pd.DataFrame(columns=list(DAILY_COLUMNS))
-    eq = equity["equity"]
-    day = eq.index.tz_localize(None).normalize()
-    eod = eq.groupby(day).last()
-    peak = eq.cummax().groupby(day).last()
+    eod = end_of_day(equity)
+    peak = end_of_day(equity.cummax())
     per_trade = closed_trades(trades)
     counts = per_trade.groupby("date")["pnl"].agg(trades="size", wins=lambda s: int((s > 0).sum()))
     table = pd.DataFrame({

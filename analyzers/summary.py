@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analyzers.daily import closed_trades
+from analyzers.daily import closed_trades, end_of_day
 
 SUMMARY_KEYS = ("trades", "wins", "win_rate", "total_pnl", "max_drawdown", "sharpe",
                 "sortino", "profit_factor", "avg_r", "final_equity", "start", "end", "data",
@@ -15,7 +15,7 @@ SUMMARY_KEYS = ("trades", "wins", "win_rate", "total_pnl", "max_drawdown", "shar
 
 def daily_returns(equity: pd.DataFrame, start_equity: float) -> pd.Series:
     """Decimal returns of end-of-day equity, indexed by naive dates (the first day vs start)."""
-    eod = equity["equity"].groupby(equity.index.tz_localize(None).normalize()).last()
+    eod = end_of_day(equity)
     prev = eod.shift(1).fillna(start_equity)
     return (eod / prev - 1.0).rename("Strategy")
 

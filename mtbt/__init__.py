@@ -21,7 +21,6 @@ from mtbt.indicators import (  # noqa: E402
     get_regime,
 )
 from mtbt.risk import RiskManager, RiskSizer  # noqa: E402
-from mtbt.runner import build_cerebro, run_backtest  # noqa: E402
 from mtbt.strategies import ManagedStrategy, Signal, WaveRenko  # noqa: E402
 
 __all__ = [
@@ -30,3 +29,13 @@ __all__ = [
     "SessionBars", "Signal", "Wave", "WaveRenko", "build_cerebro", "get_regime", "load_run",
     "run_backtest",
 ]
+
+
+def __getattr__(name: str):
+    """``build_cerebro`` and ``run_backtest`` load on first use: the runner imports ``feeds``
+    and ``analyzers``, which import parts of ``mtbt`` themselves."""
+    if name in ("build_cerebro", "run_backtest"):
+        from mtbt import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'mtbt' has no attribute {name!r}")
