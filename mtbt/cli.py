@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except MtbtError as exc:
+    except (MtbtError, OSError) as exc:    # OSError: e.g. a report folder that cannot be made
         print(f"mtbt: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
