@@ -43,7 +43,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     summary = summarize(trades, equity, start_equity, data=market.label,
                         data_sha256=market.sha256, version=version)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    config = {"run_id": cfg.run_id, "name": cfg.name, "source": cfg.source, **cfg.as_dict()}
+    config = {"run_id": cfg.run_id, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")
     notes = []
     states = set(regimes["regime"])

@@ -90,7 +90,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_check(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    print(json.dumps({"run_id": cfg.run_id, "name": cfg.name, **cfg.as_dict()}, indent=2))
+    print(json.dumps({"run_id": cfg.run_id, **cfg.as_dict()}, indent=2))
     return 0
 
 
