@@ -115,12 +115,19 @@ def _progress(enabled: bool) -> Iterator:
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    with Progress("backtest", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("bars", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("loading data", total=None)
+        yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
+                                                    total=total or None)
 
 
 def _print_summary(result) -> None:

@@ -108,15 +108,18 @@ def default_out_dir(cfg: RunConfig) -> Path:
 
 def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                  tearsheet: bool | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> BacktestResult:
+                 progress: Callable[[str, int, int], None] | None = None) -> BacktestResult:
     """Run the configured backtest and write every report into ``out_dir``.
 
-    ``progress(done, total)`` is called every few thousand bars.
+    ``progress(phase, done, total)`` reports "loading data", then "backtest" every few
+    thousand bars, then "writing reports" (total 0 when unknown).
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
     handler = _attach_run_log(out / "run.log")
+    report = progress or (lambda phase, done, total: None)
     try:
+        report("loading data", 0, 0)
         market = load_market_data(cfg.data)
         _log_header(cfg, market)
         bars = market.bars
@@ -124,11 +127,12 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         cerebro = build_cerebro(
             cfg, BarFeed(dataname=bars), first=days[0].date(), last=days[-1].date(),
             trade_from=market.trade_from,
-            progress=None if progress is None else lambda n: progress(n, len(bars)))
+            progress=lambda n: report("backtest", n, len(bars)))
         started = time.perf_counter()
         (strat,) = cerebro.run()
         seconds = time.perf_counter() - started
         log.info("run finished: %d bars in %.1f s", len(bars), seconds)
+        report("writing reports", 0, 0)
         want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
         summary, notes = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
                                        version=__version__)
