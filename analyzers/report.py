@@ -51,6 +51,9 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
         why = " (the daily ATR(14) needs 15 sessions first)" if states <= {"WARMUP"} else ""
         notes.append(f"the regime never allowed trading in these "
                      f"{len(equity.index.normalize().unique())} sessions{why}; see regime.csv")
+    if getattr(strat, "open_at_end", None):
+        notes.append(f"{len(strat.open_at_end)} lot(s) still open when the data ended: marked "
+                     "in equity.csv and summary.json, absent from trades.csv (see run.log)")
     if tearsheet and len(equity):
         notes += _tearsheet(out, equity, market, cfg, start_equity)
     for note in notes:

@@ -59,7 +59,24 @@ def check_trade_rules(out: Path, *, max_positions: int = 3) -> pd.DataFrame:
     assert (move[tp1] < 0.0105).all()
     assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
                                           "risk"}
+    check_loss_limits(trades.assign(entry=entry, exit=exit_))
     return trades
+
+
+def check_loss_limits(trades: pd.DataFrame, daily: float = 500, total: float = 1_000) -> None:
+    """No entry after the day's realised loss reached ``daily`` (that day) or after realised
+    equity fell ``total`` below its peak (ever)."""
+    booked = trades.sort_values("exit")
+    equity = 25_000 + booked["pnl"].cumsum()
+    paused = booked["exit"][(equity.cummax() - equity) >= total - 1e-6]
+    if len(paused):
+        assert (trades["entry"] <= paused.iloc[0]).all(), "an entry after the drawdown pause"
+    for day, rows in booked.groupby(booked["exit"].dt.date):
+        halted = rows["exit"][rows["pnl"].cumsum() <= -daily + 1e-6]
+        if len(halted):
+            later = trades["entry"][(trades["entry"].dt.date == day)
+                                    & (trades["entry"] > halted.iloc[0])]
+            assert later.empty, f"an entry after the daily loss limit on {day}"
 
 
 def test_default_backtest_writes_every_report(sample_run):
@@ -130,18 +147,30 @@ def test_tearsheet_is_a_valid_html_page(sample_run):
 
 
 def test_real_spy_data(shared_data, tmp_path):
+    """The default run on a year of real SPY minutes obeys every rule, limits included."""
     out = tmp_path / "real"
     code = main(["backtest", "--data", str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"),
-                 "--vix", str(shared_data / "vix_1d_1990_2026.parquet"),
-                 "--start", "2024-04-01", "--end", "2024-06-28", "--out", str(out),
+                 "--vix", str(shared_data / "vix_1d_1990_2026.parquet"), "--out", str(out),
                  "--no-tearsheet", "--quiet"])
     assert code == 0
     trades = check_trade_rules(out)
-    assert len(trades) > 0
+    assert trades["trade_id"].nunique() >= 5
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].endswith("spy_1m_2024-03-26_2025-04-02.parquet")
-    assert summary["start"].startswith("2024-04-01") and summary["end"].startswith("2024-06-28")
+    assert summary["start"].startswith("2024-03-26") and summary["end"].startswith("2025-04-02")
     assert len(summary["data_sha256"]) == 2
+
+
+def test_real_spy_window(shared_data, tmp_path):
+    out = tmp_path / "window"
+    code = main(["backtest", "--data", str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"),
+                 "--vix", str(shared_data / "vix_1d_1990_2026.parquet"),
+                 "--start", "2024-06-03", "--end", "2024-08-30", "--out", str(out),
+                 "--no-tearsheet", "--quiet"])
+    assert code == 0
+    check_trade_rules(out)
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["start"].startswith("2024-06-03") and summary["end"].startswith("2024-08-30")
 
 
 def test_too_little_data_says_why_nothing_traded(tmp_path):

@@ -69,7 +69,6 @@ class ManagedStrategy(bt.Strategy):
         if not isinstance(self.getsizer(), RiskSizer):
             raise TypeError(f"{type(self).__name__} needs a RiskSizer "
                             "(cerebro.addsizer(RiskSizer, risk=...))")
-        self._end_len = self.data.buflen() or None   # known when preloaded (backtests)
         self._sessions: Mapping[dt.date, Session] = self.p.sessions or {}
 
     # -- hooks for subclasses --------------------------------------------------------------
@@ -87,16 +86,15 @@ class ManagedStrategy(bt.Strategy):
         if int(dtnum) != self._day:
             self._new_day(int(dtnum))
         close_t = dtnum + self._bar
-        last = self._end_len is not None and len(self.data) >= self._end_len - 1
         if self._lots:
             if self.risk.halted_today or self.risk.paused:
                 self.flatten("risk")
-            elif close_t >= self._force_at - _EPS or last:
+            elif close_t >= self._force_at - _EPS:
                 self.flatten("eod")
             else:
                 self._manage_exits(self.data.close[0])
         lo, hi = self._window
-        if lo - _EPS <= close_t <= hi + _EPS and not last:
+        if lo - _EPS <= close_t <= hi + _EPS:
             signal = self.entry_signal()
             if signal is not None:
                 self._enter(signal)
@@ -232,9 +230,12 @@ class ManagedStrategy(bt.Strategy):
         self.risk.on_close()
 
     def stop(self) -> None:
-        for lot in self._lots.values():
-            log.warning("lot #%s still open at the end of the data (%s shares)",
-                        lot.trade_id, lot.remaining)
+        """Lots still open when the data ends mid-session stay open: nothing after the last
+        bar can fill them, and closing them early would use knowledge of where data ends."""
+        self.open_at_end = [lot for lot in self._lots.values() if lot.stage is not Stage.PENDING]
+        for lot in self.open_at_end:
+            self.note(f"OPEN AT END #{lot.trade_id}: {lot.remaining} shares still open when "
+                      "the data ended (marked at the last close in equity, not in trades.csv)")
 
     def _log_alerts(self) -> None:
         for text in self.risk.alerts[len(self.alerts):]:
