@@ -1,0 +1,109 @@
+"""Alpaca stock bars through alpaca-py's ``StockHistoricalDataClient.get_stock_bars``.
+
+alpaca-py calls ``requests.Session.request`` without a timeout, so a stalled server hangs it
+forever. :class:`AlpacaBars` gives the client a session whose ``request`` adds
+``timeout=(connect, read)`` to every call. alpaca-py's own retry (429 and 504 only, a fixed 3 s
+sleep) is switched off (``_retry = 0``): the chunk loop in :mod:`feeds.download` retries 429,
+5xx, timeouts and dropped connections with exponential backoff instead.
+
+A chunk is requested from 00:00 New York on its first day to 23:59:59 on its last, with
+``adjustment=split`` (like Polygon's ``adjusted=true``) and Alpaca's default feed; the client
+follows ``next_page_token`` itself.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import warnings
+
+import pandas as pd
+import requests
+
+from feeds._fetch import COLUMNS, FetchError, bars_frame, clean, status_error
+from mtbt.sessions import NY
+
+
+class _TimeoutSession(requests.Session):
+    """A requests Session whose every request gets ``timeout`` unless one is given."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__()
+        self._timeout = timeout
+
+    def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' signature
+        kwargs.setdefault("timeout", self._timeout)
+        return super().request(method, url, *args, **kwargs)
+
+
+class AlpacaBars:
+    """Bars of one stock symbol and date range from Alpaca, with timeouts on every request.
+
+    Parameters
+    ----------
+    api_key, secret_key : the Alpaca keys (sent as APCA-API-KEY-ID / APCA-API-SECRET-KEY).
+    base_url : the market-data base URL (no ``/v2``).
+    timeout : (connect, read) seconds.
+    """
+
+    name = "Alpaca"
+
+    def __init__(self, api_key: str, secret_key: str, base_url: str,
+                 timeout: tuple[float, float]) -> None:
+        with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
+            warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
+            from alpaca.data.historical import StockHistoricalDataClient
+
+        self._secrets = (api_key, secret_key)
+        self._timeout = timeout
+        self._client = StockHistoricalDataClient(api_key, secret_key,
+                                                 url_override=base_url.rstrip("/"))
+        self._client._session.close()
+        self._client._session = _TimeoutSession(timeout)
+        self._client._retry = 0
+
+    def fetch(self, symbol: str, timespan: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        """All bars from ``start`` to ``end`` (inclusive dates)."""
+        from alpaca.common.exceptions import APIError
+
+        try:
+            barset = self._client.get_stock_bars(_request(symbol, timespan, start, end))
+        except APIError as exc:
+            raise status_error(self.name, exc.status_code, self._message(str(exc)), symbol,
+                               timespan, "ALPACA_API_KEY and ALPACA_SECRET_KEY") from None
+        except requests.Timeout:
+            raise FetchError(f"{self.name}: no answer within {self._timeout[1]:g} s "
+                             f"(timeout)", retryable=True) from None
+        except requests.ConnectionError:
+            raise FetchError(f"{self.name}: the connection failed or was dropped before an "
+                             f"answer", retryable=True) from None
+        except requests.RequestException as exc:
+            raise FetchError(f"{self.name}: {type(exc).__name__}", retryable=True) from None
+        except ValueError as exc:    # pydantic ValidationError, or a body with no bars key
+            raise FetchError(f"{self.name}: unexpected answer "
+                             f"({clean(str(exc), self._secrets, limit=120)})") from None
+        bars = barset.data.get(symbol, [])
+        rows = {col: [getattr(b, col) for b in bars] for col in COLUMNS[1:]}
+        return bars_frame([int(b.timestamp.timestamp() * 1000) for b in bars], rows)
+
+    def close(self) -> None:
+        self._client._session.close()
+
+    def _message(self, body: str) -> str:
+        """Alpaca's ``message`` from an error body, else the body itself."""
+        try:
+            text = json.loads(body).get("message") or body
+        except (ValueError, AttributeError):
+            text = body
+        return clean(str(text), self._secrets, limit=160)
+
+
+def _request(symbol: str, timespan: str, start: dt.date, end: dt.date):
+    from alpaca.data.enums import Adjustment
+    from alpaca.data.requests import StockBarsRequest
+    from alpaca.data.timeframe import TimeFrame
+
+    frame = {"minute": TimeFrame.Minute, "hour": TimeFrame.Hour, "day": TimeFrame.Day}[timespan]
+    first = pd.Timestamp(start, tz=NY).to_pydatetime()
+    last = (pd.Timestamp(end, tz=NY) + pd.Timedelta(days=1, seconds=-1)).to_pydatetime()
+    return StockBarsRequest(symbol_or_symbols=symbol, timeframe=frame, start=first, end=last,
+                            adjustment=Adjustment.SPLIT)
