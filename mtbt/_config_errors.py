@@ -216,6 +216,13 @@ def parse_grades(value: Any) -> Any:
     raise rule('expected a non-empty list of distinct values from "shallow", "healthy", "deep"')
 
 
+def parse_names(value: Any) -> Any:
+    """Check a list of non-empty strings (file-name prefixes) and return it as a tuple."""
+    if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):
+        return tuple(value)
+    raise rule('expected a list of file-name prefixes, e.g. ["spy_1m"]')
+
+
 def check_symbol(value: str) -> str:
     """Check a ticker: upper-case letters and dots only."""
     if not re.fullmatch(r"[A-Z.]+", value):

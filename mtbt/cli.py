@@ -51,6 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="SECTION.KEY=VALUE")
     check.set_defaults(func=cmd_check)
+
+    val = sub.add_parser(
+        "validate", help="run the validation windows and compare with the report",
+        description="Run each validation scenario (default: runs/validate_*.toml) on the data "
+                    "it finds in --data-dir and print our trades, win rate, PnL, max drawdown "
+                    "and profit factor next to the readiness report's, PASS or MISS per "
+                    "metric. Writes validate.md and each scenario's reports. Exit code 0 "
+                    "unless a run errored (--strict: also 1 on a MISS).")
+    val.add_argument("runs", nargs="*", metavar="RUN.toml", help="scenario files")
+    val.add_argument("--data-dir", default="data", metavar="DIR",
+                     help="where to look for bar and VIX files (default: data)")
+    val.add_argument("--out", metavar="DIR",
+                     help="report folder (default: reports/validate-<timestamp>)")
+    val.add_argument("--strict", action="store_true", help="exit 1 on any MISS")
+    val.add_argument("--no-tearsheet", action="store_true", help="skip the HTML tearsheets")
+    val.set_defaults(func=cmd_validate)
+
+    from mtbt import _cli_data
+    _cli_data.register(sub)
     return parser
 
 
@@ -106,6 +125,50 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     if not args.quiet:
         _print_summary(result)
     return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import datetime as dt
+    from pathlib import Path
+
+    from analyzers.report import atomic_write
+    from mtbt.validate import run_scenario
+    from mtbt.validate_report import HEADER, footnotes, markdown, rows
+
+    paths = [Path(p) for p in args.runs] or sorted(Path("runs").glob("validate_*.toml"))
+    if not paths:
+        raise MtbtError("no scenarios: name run files, or run from the project folder "
+                        "(runs/validate_*.toml)")
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        raise MtbtError(f"--data-dir {data_dir}: no such folder")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out else Path("reports") / f"validate-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for path in paths:
+        print(f"validate: running {path}", file=sys.stderr)
+        results.append(run_scenario(path, data_dir, out, tearsheet=not args.no_tearsheet))
+    atomic_write(out / "validate.md", markdown(results, data_dir))
+    _print_table("mtbt validate", HEADER, rows(results), footnotes(results, data_dir))
+    print(f"reports: {out}")
+    missed = any(v[2] == "MISS" for r in results if r.summary for v in r.verdicts().values())
+    return 1 if any(r.error for r in results) or (args.strict and missed) else 0
+
+
+def _print_table(title: str, header, body, notes) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in header:
+        table.add_column(name)
+    for row in body:
+        table.add_row(*row)
+    console = Console(width=160)
+    console.print(table)
+    for note in notes:
+        console.print(f"- {note}")
 
 
 @contextlib.contextmanager

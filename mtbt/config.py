@@ -47,6 +47,7 @@ from mtbt._config_errors import (
     fmt,
     parse_date,
     parse_grades,
+    parse_names,
     parse_time,
     problem_from,
     require_paper,
@@ -63,6 +64,7 @@ CloseTime = Annotated[Time, AfterValidator(by_close)]
 OptionalDate = Annotated[dt.date | None, BeforeValidator(parse_date)]
 Grades = Annotated[tuple[Literal["shallow", "healthy", "deep"], ...], BeforeValidator(parse_grades)]
 Symbol = Annotated[str, AfterValidator(check_symbol)]
+Names = Annotated[tuple[str, ...], BeforeValidator(parse_names)]
 
 
 class _Section(BaseModel):
@@ -235,6 +237,28 @@ class Deployment(_Section):
     paper_mode: Annotated[bool, AfterValidator(require_paper)] = True
 
 
+class Benchmark(_Section):
+    """``[benchmark]``: a validation scenario's reference figures (absent in normal runs)."""
+
+    section: ClassVar[str] = "benchmark"
+    source: str = ""
+    trades: int | None = Field(None, ge=0)
+    win_rate: float | None = Field(None, ge=0, le=1)
+    pnl: float | None = None
+    tolerance: float = Field(0.10, ge=0, le=1)
+
+
+class Validation(_Section):
+    """``[validation]``: which files in ``--data-dir`` a scenario runs on (by name prefix)."""
+
+    section: ClassVar[str] = "validation"
+    bars: Names = ()
+    proxy: Names = ()
+    proxy_symbol: str = ""
+    proxy_bar_label: Literal["start", "end"] = "start"
+    vix: Names = ("vix_1d",)
+
+
 class RunConfig(BaseModel):
     """A validated, frozen run: one attribute per section plus ``name`` and ``source``."""
 
@@ -250,6 +274,8 @@ class RunConfig(BaseModel):
     scaling_exits: ScalingExits = Field(default_factory=ScalingExits)
     trading_hours: TradingHours = Field(default_factory=TradingHours)
     deployment: Deployment = Field(default_factory=Deployment)
+    benchmark: Benchmark = Field(default_factory=Benchmark)
+    validation: Validation = Field(default_factory=Validation)
 
     def as_dict(self) -> dict[str, Any]:
         """Return the run as JSON-ready data (dates and times as ISO strings)."""
