@@ -50,9 +50,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Run ``data fetch``: download, write, print one summary line; returns the exit code."""
     from feeds.download import fetch_bars
-    from mtbt.cli import _progress
+    from mtbt._progress import progress_bar
 
-    with _progress(enabled=True) as progress:
+    with progress_bar(enabled=True) as progress:
         result = fetch_bars(args.symbol, args.start, args.end, timespan=args.timespan,
                             source=args.source, out=args.out, extended=args.extended,
                             progress=progress)

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
+from mtbt._progress import progress_bar
 from mtbt._version import __version__
 from mtbt.errors import ConfigError, MtbtError
 
@@ -120,7 +120,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     cfg = _load(args)
     mtbt.compat.apply()
     tearsheet = False if args.no_tearsheet else None
-    with _progress(enabled=not args.quiet) as progress:
+    with progress_bar(enabled=not args.quiet) as progress:
         result = run_backtest(cfg, out_dir=args.out, tearsheet=tearsheet, progress=progress)
     if not args.quiet:
         _print_summary(result)
@@ -169,28 +169,6 @@ def _print_table(title: str, header, body, notes) -> None:
     console.print(table)
     for note in notes:
         console.print(f"- {note}")
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator:
-    """A rich progress bar on stderr when it is a terminal; yields the callback or None."""
-    if not (enabled and sys.stderr.isatty()):
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeRemainingColumn(), console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("loading data", total=None)
-        yield lambda phase, done, total: bar.update(task, description=phase, completed=done,
-                                                    total=total or None)
 
 
 def _print_summary(result) -> None:
