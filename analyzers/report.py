@@ -10,6 +10,7 @@ import pandas as pd
 
 from analyzers.daily import daily_table
 from analyzers.journal import TRADE_COLUMNS
+from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
 from analyzers.tearsheet import buy_and_hold, write_tearsheet
 
@@ -36,6 +37,9 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     regimes = strat.analyzers.regime.get_frame()
 
     atomic_write(out / "trades.csv", trades[list(TRADE_COLUMNS)].to_csv(index=False))
+    journal = strat.analyzers.journal
+    if journal.legs:
+        atomic_write(out / "legs.csv", journal.get_legs().to_csv(index=False))
     atomic_write(out / "equity.csv", _iso_index(equity).to_csv())
     atomic_write(out / "daily.csv",
                  daily_table(equity, trades, regimes, start_equity).to_csv(index=False))
@@ -54,11 +58,19 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     if getattr(strat, "open_at_end", None):
         notes.append(f"{len(strat.open_at_end)} lot(s) still open when the data ended: marked "
                      "in equity.csv and summary.json, absent from trades.csv (see run.log)")
+    _payoff_charts(out, journal, strat)
     if tearsheet and len(equity):
         notes += _tearsheet(out, equity, market, cfg, start_equity)
     for note in notes:
         log.warning("NOTE %s", note)
     return summary, notes
+
+
+def _payoff_charts(out: Path, journal, strat) -> None:
+    """payoff_<structure>.png for each structure type the run traded."""
+    model = strat.broker.p.chain_model
+    for name, first in journal.structures.items():
+        payoff_chart(out / f"payoff_{name}.png", name, model=model, **first)
 
 
 def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:

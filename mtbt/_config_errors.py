@@ -216,6 +216,16 @@ def parse_grades(value: Any) -> Any:
     raise rule('expected a non-empty list of distinct values from "shallow", "healthy", "deep"')
 
 
+def parse_times(value: Any) -> Any:
+    """Check a non-empty list of "HH:MM" times, ascending, and return them as a tuple."""
+    if isinstance(value, list | tuple) and value:
+        times = tuple(parse_time(v) for v in value)
+        if all(isinstance(t, dt.time) for t in times) and list(times) == sorted(set(times)):
+            return times
+    raise rule('expected a non-empty list of distinct "HH:MM" times in order, '
+               'e.g. ["09:45", "11:30"]')
+
+
 def parse_names(value: Any) -> Any:
     """Check a list of non-empty strings (file-name prefixes) and return it as a tuple."""
     if isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value):

@@ -49,6 +49,7 @@ from mtbt._config_errors import (
     parse_grades,
     parse_names,
     parse_time,
+    parse_times,
     problem_from,
     require_paper,
     shape_problem,
@@ -65,6 +66,12 @@ OptionalDate = Annotated[dt.date | None, BeforeValidator(parse_date)]
 Grades = Annotated[tuple[Literal["shallow", "healthy", "deep"], ...], BeforeValidator(parse_grades)]
 Symbol = Annotated[str, AfterValidator(check_symbol)]
 Names = Annotated[tuple[str, ...], BeforeValidator(parse_names)]
+Times = Annotated[
+    tuple[dt.time, ...],
+    BeforeValidator(parse_times),
+    PlainSerializer(lambda ts: [t.isoformat(timespec="minutes") for t in ts], return_type=list,
+                    when_used="json"),
+]
 
 
 class _Section(BaseModel):
@@ -85,7 +92,8 @@ class Strategy(_Section):
     """``[strategy]``: the wave-Renko signal (bricks, waves, pullback grades, trends)."""
 
     section: ClassVar[str] = "strategy"
-    name: Literal["wave_renko"] = "wave_renko"
+    name: Literal["wave_renko", "iron_condor"] = "wave_renko"
+    instrument: Literal["options", "equity"] = "options"
     symbol: Symbol = "SPY"
     direction: Literal["long", "short", "both"] = "both"
     brick_timeframe: Literal["1m", "5m", "15m", "30m", "1h", "4h", "1d"] = "1d"
@@ -237,6 +245,32 @@ class Deployment(_Section):
     paper_mode: Annotated[bool, AfterValidator(require_paper)] = True
 
 
+class Options(_Section):
+    """``[options]``: the synthetic chain that prices structures (``ChainModel``) and expiry."""
+
+    section: ClassVar[str] = "options"
+    expiry_sessions: int = Field(0, ge=0, le=30)
+    iv_floor: float = Field(0.08, gt=0, le=2)
+    atm_iv_ratio: float = Field(1.0, gt=0, le=5)
+    skew: float = Field(0.15, ge=0, le=5)
+    smile: float = Field(0.03, ge=0, le=5)
+    half_spread_pct: float = Field(0.03, ge=0, le=1)
+    fee_per_contract: float = Field(0.65, ge=0, le=10)
+
+
+class IronCondor(_Section):
+    """``[iron_condor]``: the 0DTE iron condor strategy (the DynamicRiskPaperTrader)."""
+
+    section: ClassVar[str] = "iron_condor"
+    entry_times: Times = (dt.time(9, 45), dt.time(11, 30), dt.time(13, 0), dt.time(14, 30))
+    wing_width: float = Field(5.0, gt=0, le=100)
+    profit_target: float = Field(0.25, gt=0, le=1)
+    stop_loss: float = Field(2.0, gt=0, le=10)
+    max_hold_minutes: int = Field(240, ge=1, le=390)
+    max_open: int = Field(2, ge=1, le=10)
+    daily_profit_target: float = Field(250.0, gt=0)
+
+
 class Benchmark(_Section):
     """``[benchmark]``: a validation scenario's reference figures (absent in normal runs)."""
 
@@ -274,6 +308,8 @@ class RunConfig(BaseModel):
     scaling_exits: ScalingExits = Field(default_factory=ScalingExits)
     trading_hours: TradingHours = Field(default_factory=TradingHours)
     deployment: Deployment = Field(default_factory=Deployment)
+    options: Options = Field(default_factory=Options)
+    iron_condor: IronCondor = Field(default_factory=IronCondor)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     validation: Validation = Field(default_factory=Validation)
 

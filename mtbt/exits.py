@@ -75,6 +75,11 @@ class Lot:
     stop_reason: str = "stop"
     best_close: float = math.nan
     closing: bool = False     # a market close (eod, risk) is working
+    structure: object = None  # the option structure (None: shares)
+    position: object = None   # the broker's open structure position
+    premium: float = math.nan  # the structure's entry premium per share (debit > 0)
+    multiplier: int = 1       # shares per contract
+    pending_exit: bool = False  # a structure close is working
 
     @property
     def tp1_qty(self) -> int:

@@ -16,30 +16,43 @@ from analyzers.report import write_reports
 from feeds.arrays import BarFeed
 from feeds.loader import load_market_data
 from mtbt._version import __version__
+from mtbt.brokers.backtest import BacktestBroker
 from mtbt.config import RunConfig
 from mtbt.exits import ExitRules
+from mtbt.options.chain import ChainModel
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import sessions
-from mtbt.strategies import WaveRenko
+from mtbt.strategies import IronCondor0DTE, WaveRenko
 
 log = logging.getLogger("mtbt")
 
-STRATEGIES = {"wave_renko": WaveRenko}
+STRATEGIES = {"wave_renko": WaveRenko, "iron_condor": IronCondor0DTE}
 
 
 def managed_kwargs(cfg: RunConfig) -> dict:
-    """``ManagedStrategy`` params (entry window, force close, exits) from the run config."""
+    """``ManagedStrategy`` params (window, force closes, exits, instrument) from the config."""
     h = cfg.trading_hours
+    instrument = "options" if cfg.strategy.name == "iron_condor" else cfg.strategy.instrument
     return dict(entry_start=h.ny_open_start, entry_end=h.ny_open_end,
                 force_close_before=h.force_close_minutes_before_close,
-                exit_rules=ExitRules(**cfg.scaling_exits.model_dump()))
+                options_force_close_before=h.options_force_close_minutes_before_close,
+                exit_rules=ExitRules(**cfg.scaling_exits.model_dump()),
+                instrument=instrument, expiry_sessions=cfg.options.expiry_sessions)
 
 
 def strategy_kwargs(cfg: RunConfig) -> dict:
-    """The configured strategy's own params: its ``[strategy]`` keys and volatility bounds."""
-    v = cfg.volatility_filters
-    return cfg.strategy.model_dump(exclude={"name", "symbol"}) | dict(
-        vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct)
+    """The configured strategy's own params: its section's keys and the volatility bounds."""
+    v, s = cfg.volatility_filters, cfg.strategy
+    common = dict(vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct,
+                  trend_ema_4h=s.trend_ema_4h, trend_ema_1d=s.trend_ema_1d)
+    if s.name == "iron_condor":
+        return cfg.iron_condor.model_dump() | common
+    return s.model_dump(exclude={"name", "symbol", "instrument"}) | common
+
+
+def chain_model(cfg: RunConfig) -> ChainModel:
+    """The synthetic chain's settings from ``[options]``."""
+    return ChainModel(**cfg.options.model_dump(exclude={"expiry_sessions"}))
 
 
 def risk_manager(cfg: RunConfig) -> RiskManager:
@@ -55,20 +68,19 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
                   strategy_params: dict | None = None) -> bt.Cerebro:
     """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``data``.
 
-    ``broker`` None means backtrader's BackBroker with the run's costs; a live venue passes
-    its own. ``first``/``last`` bound the sessions the strategy may see. ``strategy`` (a
-    ``ManagedStrategy``) and ``strategy_params`` replace the configured strategy and its own
-    params (tests script entries this way).
+    ``broker`` None means the backtest broker (BackBroker with option structures) with the
+    run's costs; a live venue passes its own. ``first``/``last`` bound the sessions the
+    strategy may see. ``strategy`` (a ``ManagedStrategy``) and ``strategy_params`` replace the
+    configured strategy and its own params (tests script entries this way).
     """
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True)
     risk = risk_manager(cfg)
     if broker is None:
-        broker = cerebro.broker
+        broker = BacktestBroker(chain_model=chain_model(cfg))
         broker.setcash(cfg.risk_management.account_size)
         broker.set_slippage_fixed(cfg.costs.slippage_per_share, slip_open=True,
                                   slip_limit=False, slip_match=True, slip_out=False)
-    else:
-        cerebro.setbroker(broker)
+    cerebro.setbroker(broker)
     broker.setcommission(commission=cfg.costs.commission_per_share,
                          commtype=bt.CommInfoBase.COMM_FIXED, stocklike=True,
                          leverage=cfg.risk_management.max_leverage)

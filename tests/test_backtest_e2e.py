@@ -17,28 +17,57 @@ from tests.bars import session_frame
 
 REPORTS = ("trades.csv", "summary.json", "equity.csv", "daily.csv", "regime.csv", "run.log",
            "tearsheet.html", "config.json")
+STRUCTURES = {"long_call", "call_debit_spread", "call_butterfly", "call_bwb", "long_put",
+              "put_debit_spread", "put_butterfly", "put_bwb"}
+EQUITY = ["--set", 'strategy.instrument="equity"']
 
 
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory) -> Path:
+    """The default run (options) on the synthetic sample."""
     out = tmp_path_factory.mktemp("sample") / "report"
     assert main(["backtest", "--out", str(out), "--quiet"]) == 0
     return out
 
 
-def check_trade_rules(out: Path, *, max_positions: int = 3) -> pd.DataFrame:
+@pytest.fixture(scope="module")
+def equity_run(tmp_path_factory) -> Path:
+    """The same run trading shares."""
+    out = tmp_path_factory.mktemp("equity") / "report"
+    assert main(["backtest", "--out", str(out), "--quiet", "--no-tearsheet", *EQUITY]) == 0
+    return out
+
+
+def check_option_rules(out: Path) -> pd.DataFrame:
+    """trades.csv and legs.csv of an options run: structures, flat by 15:25, legs for all."""
+    trades = check_trade_rules(out, force_before=35, equity=False)
+    assert set(trades["instrument"]) <= STRUCTURES
+    assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
+                                          "risk"}
+    legs = pd.read_csv(out / "legs.csv")
+    assert set(legs["trade_id"]) == set(trades["trade_id"])
+    opened = legs[legs["action"] == "open"].groupby("trade_id")["qty"].apply(
+        lambda q: q.abs().min())
+    closed = trades.groupby("trade_id")["qty"].sum()
+    assert (opened == closed.reindex(opened.index)).all()     # every contract came back
+    assert (legs["expiry"] == legs["time"].str.slice(0, 10)).all()   # 0DTE
+    return trades
+
+
+def check_trade_rules(out: Path, *, max_positions: int = 3, force_before: int = 15,
+                      equity: bool = True, window: tuple[str, str] = ("09:30", "11:00")
+                      ) -> pd.DataFrame:
     """The rules every trades.csv of the default run must obey."""
     trades = pd.read_csv(out / "trades.csv")
     assert tuple(trades.columns) == TRADE_COLUMNS
     entry = pd.to_datetime(trades["entry_time"].str.slice(0, 19))
     exit_ = pd.to_datetime(trades["exit_time"].str.slice(0, 19))
     assert trades["entry_time"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d").all()
-    # entries 09:30-11:00 New York
-    minutes = entry.dt.hour * 60 + entry.dt.minute
-    assert minutes.between(9 * 60 + 30, 11 * 60).all()
+    # entries inside the window (09:30-11:00 New York)
+    assert trades["entry_time"].str.slice(11, 16).between(*window).all()
     # flat by the force close: 15 minutes before that session's close, early closes included
     cal = sessions(entry.min().date(), exit_.max().date())
-    force = exit_.map(lambda t: cal[t.date()].minutes_before_close(15))
+    force = exit_.map(lambda t: cal[t.date()].minutes_before_close(force_before))
     assert (exit_ <= force).all()
     assert (exit_.dt.date == entry.dt.date).all()
     assert (trades["regime"] == "TRADE_NORMAL").all()
@@ -48,6 +77,9 @@ def check_trade_rules(out: Path, *, max_positions: int = 3) -> pd.DataFrame:
     for t in per_trade["entry"]:
         open_now = ((per_trade["entry"] <= t) & (per_trade["exit"] > t)).sum()
         assert open_now <= max_positions
+    check_loss_limits(trades.assign(entry=entry, exit=exit_))
+    if not equity:
+        return trades
     # the hard stop is about -0.7% and tp1 +1% (to the cent), per side
     sign = trades["side"].map({"long": 1, "short": -1})
     move = sign * (trades["exit_price"] / trades["entry_price"] - 1)
@@ -59,7 +91,7 @@ def check_trade_rules(out: Path, *, max_positions: int = 3) -> pd.DataFrame:
     assert (move[tp1] < 0.0105).all()
     assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
                                           "risk"}
-    check_loss_limits(trades.assign(entry=entry, exit=exit_))
+    assert (trades["instrument"] == "equity").all()
     return trades
 
 
@@ -80,15 +112,36 @@ def check_loss_limits(trades: pd.DataFrame, daily: float = 500, total: float = 1
 
 
 def test_default_backtest_writes_every_report(sample_run):
-    for name in REPORTS:
+    for name in (*REPORTS, "legs.csv"):
         assert (sample_run / name).stat().st_size > 0, name
+    charts = list(sample_run.glob("payoff_*.png"))
+    trades = pd.read_csv(sample_run / "trades.csv")
+    assert {c.stem[len("payoff_"):] for c in charts} == set(trades["instrument"])
     assert not list(sample_run.glob(".*"))          # no temporary files left behind
 
 
-def test_default_backtest_trades_obey_the_rules(sample_run):
-    trades = check_trade_rules(sample_run)
+def test_default_backtest_trades_options_by_the_rules(sample_run):
+    trades = check_option_rules(sample_run)
+    assert len(trades) > 0
+
+
+def test_equity_backtest_trades_obey_the_rules(equity_run):
+    trades = check_trade_rules(equity_run)
     assert trades["trade_id"].nunique() >= 10
     assert {"stop", "tp1", "eod"} <= set(trades["exit_reason"])
+
+
+def test_the_iron_condor_run(tmp_path):
+    out = tmp_path / "condor"
+    run = Path(__file__).resolve().parents[1] / "runs" / "iron_condor.toml"
+    assert main(["backtest", str(run), "--out", str(out), "--quiet", "--no-tearsheet"]) == 0
+    trades = check_trade_rules(out, force_before=35, max_positions=2, equity=False,
+                               window=("09:45", "14:30"))
+    assert set(trades["instrument"]) == {"iron_condor"} and len(trades) >= 10
+    assert set(trades["exit_reason"]) <= {"profit_target", "stop_loss", "time", "eod", "risk"}
+    entry = trades["entry_time"].str.slice(11, 16)
+    assert set(entry) <= {"09:45", "11:30", "13:00", "14:30"}
+    assert (out / "payoff_iron_condor.png").exists()
 
 
 def test_summary_matches_the_contract_and_the_journal(sample_run):
@@ -146,15 +199,17 @@ def test_tearsheet_is_a_valid_html_page(sample_run):
     assert "buy &amp; hold" in page                   # the benchmark from the run's own bars
 
 
-def test_real_spy_data(shared_data, tmp_path):
-    """The default run on a year of real SPY minutes obeys every rule, limits included."""
+@pytest.mark.parametrize("instrument", ["options", "equity"])
+def test_real_spy_data(shared_data, tmp_path, instrument):
+    """The default run on a year of real SPY minutes obeys every rule, limits included, in
+    options mode (the default) and trading shares (where stops and targets show in prices)."""
     out = tmp_path / "real"
     code = main(["backtest", "--data", str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"),
                  "--vix", str(shared_data / "vix_1d_1990_2026.parquet"), "--out", str(out),
-                 "--no-tearsheet", "--quiet"])
+                 "--no-tearsheet", "--quiet", "--set", f'strategy.instrument="{instrument}"'])
     assert code == 0
-    trades = check_trade_rules(out)
-    assert trades["trade_id"].nunique() >= 5
+    trades = check_option_rules(out) if instrument == "options" else check_trade_rules(out)
+    assert trades["trade_id"].nunique() >= 2
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].endswith("spy_1m_2024-03-26_2025-04-02.parquet")
     assert summary["start"].startswith("2024-03-26") and summary["end"].startswith("2025-04-02")
@@ -168,7 +223,7 @@ def test_real_spy_window(shared_data, tmp_path):
                  "--start", "2024-06-03", "--end", "2024-08-30", "--out", str(out),
                  "--no-tearsheet", "--quiet"])
     assert code == 0
-    check_trade_rules(out)
+    check_option_rules(out)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["start"].startswith("2024-06-03") and summary["end"].startswith("2024-08-30")
 

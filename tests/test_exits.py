@@ -38,7 +38,7 @@ class Scripted(ManagedStrategy):
 
 
 def run(frame: pd.DataFrame, script=(("09:40", 1),), overrides=()) -> pd.DataFrame:
-    cfg = load_run(None, list(overrides))
+    cfg = load_run(None, ['strategy.instrument="equity"', *overrides])
     days = sorted({ts.date() for ts in frame.index})
     cerebro = build_cerebro(cfg, BarFeed(dataname=frame), first=days[0], last=days[-1],
                             strategy=Scripted, strategy_params={"script": script})

@@ -29,7 +29,8 @@ def journal(cfg, bars: pd.DataFrame) -> pd.DataFrame:
     (strat,) = cerebro.run()
     still_open = pd.DataFrame([
         {"trade_id": lot.trade_id, "side": "long" if lot.side > 0 else "short",
-         "entry_time": iso_ny(lot.entry_time), "entry_price": round(lot.entry_price, 4),
+         "entry_time": iso_ny(lot.entry_time),
+         "entry_price": round(lot.entry_price if lot.structure is None else lot.premium, 4),
          "qty": lot.remaining, "exit_time": "9999-12-31T00:00:00"}
         for lot in strat.open_at_end])
     return pd.concat([strat.analyzers.journal.get_frame(), still_open], ignore_index=True)
@@ -69,12 +70,24 @@ def test_no_look_ahead_trades_before_a_cut_do_not_change(spy_run, cut):
                                   full[exits].reset_index(drop=True))
 
 
-def test_costs_cost_money(spy_run):
-    """The same run with commission and slippage at zero ends with more money."""
-    cfg, bars, with_costs = spy_run
-    free = load_run(None, [f'data.bars="{cfg.data.bars}"', f'data.vix="{cfg.data.vix}"',
-                           "data.end=2024-06-28", "costs.commission_per_share=0",
-                           "costs.slippage_per_share=0"])
-    without = journal(free, bars)
+@pytest.mark.parametrize("instrument, free", [
+    ("equity", ["costs.commission_per_share=0", "costs.slippage_per_share=0"]),
+    ("options", ["options.fee_per_contract=0", "options.half_spread_pct=0"]),
+])
+def test_costs_cost_money(spy_run, instrument, free):
+    """The same run with its costs at zero ends with more money: commission and slippage for
+    shares; fees and the bid-ask spread (down to its one-tick minimum) for structures."""
+    cfg, bars, _ = spy_run
+    base = [f'data.bars="{cfg.data.bars}"', f'data.vix="{cfg.data.vix}"', "data.end=2024-06-28",
+            f'strategy.instrument="{instrument}"']
+    with_costs = journal(load_run(None, base), bars)
+    without = journal(load_run(None, [*base, *free]), bars)
     assert with_costs["pnl"].notna().sum() > 0
-    assert without["pnl"].sum() > with_costs["pnl"].sum()
+    if instrument == "equity":
+        assert without["pnl"].sum() > with_costs["pnl"].sum()
+        return
+    # cheaper structures buy more contracts, so compare the same trades per contract
+    same = ["entry_time", "instrument", "exit_time", "exit_reason"]
+    pd.testing.assert_frame_equal(without[same], with_costs[same])
+    per_contract = lambda t: (t["pnl"] / t["qty"]).sum()   # noqa: E731
+    assert per_contract(without) > per_contract(with_costs)

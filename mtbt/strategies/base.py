@@ -1,9 +1,12 @@
 """ManagedStrategy: sessions, entry window, risk, scaling exits and the force close.
 
 Subclasses only say *when* to enter (``entry_signal``); this base turns that into sized,
-risk-checked orders and runs every lot's exits (``mtbt.exits``) with plain backtrader orders,
-so the same class runs on the backtest broker and a live one. It imports nothing
-venue-specific (a test checks that).
+risk-checked lots and runs every lot's exits (``mtbt.exits``): equity lots with plain
+backtrader orders (stop and limit brackets), option lots as whole structures through the
+broker (``_structures.StructureLots``). The same class runs on the backtest broker and a live
+one; it imports nothing venue-specific (a test checks that). Equity is flat by
+``force_close_before`` minutes before the close (15:45), option structures by
+``options_force_close_before`` (15:25: Alpaca liquidates expiring options from 15:30).
 
 Bar times are naive New York wall-clock times labelling the bar's start: a decision taken on
 a bar is filled at the next bar's open, i.e. at the bar's close time.
@@ -21,6 +24,7 @@ from mtbt import exits
 from mtbt.exits import ExitRules, Lot, Stage
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import Session, sessions
+from mtbt.strategies._structures import StructureLots
 
 log = logging.getLogger("mtbt.strategy")
 _EPS = 1e-7   # days (~9 ms): float slack when comparing bar times
@@ -35,7 +39,7 @@ class Signal:
     regime: str = ""
 
 
-class ManagedStrategy(bt.Strategy):
+class ManagedStrategy(StructureLots, bt.Strategy):
     """Base for mtbt strategies (see the module docstring).
 
     Params:
@@ -46,12 +50,16 @@ class ManagedStrategy(bt.Strategy):
       - ``sessions``: ``{date: Session}``; default: the XNYS calendar
       - ``bar_minutes``: the bar length (1)
       - ``trade_from``: no entries before this date (earlier bars warm indicators up)
+      - ``instrument``: "equity" (shares) or "options" (a structure per entry)
+      - ``options_force_close_before``: minutes before the close by which structures are flat
+      - ``expiry_sessions``: 0 trades 0DTE structures, N the expiry N sessions later
     """
 
     params = (("risk", None), ("exit_rules", ExitRules()),
               ("entry_start", dt.time(9, 30)), ("entry_end", dt.time(11, 0)),
               ("force_close_before", 15), ("sessions", None), ("bar_minutes", 1),
-              ("trade_from", None))
+              ("trade_from", None), ("instrument", "equity"),
+              ("options_force_close_before", 35), ("expiry_sessions", 0))
 
     def __init__(self):
         self.risk: RiskManager = self.p.risk or RiskManager()
@@ -64,6 +72,7 @@ class ManagedStrategy(bt.Strategy):
         self.alerts: list[tuple[dt.datetime, str]] = []   # risk alerts with their bar time
         self._day = None
         self._window, self._force_at = (1.0, 0.0), float("inf")
+        self._force_opt_at = float("inf")
 
     def start(self) -> None:
         if not isinstance(self.getsizer(), RiskSizer):
@@ -89,15 +98,17 @@ class ManagedStrategy(bt.Strategy):
         if self._lots:
             if self.risk.halted_today or self.risk.paused:
                 self.flatten("risk")
-            elif close_t >= self._force_at - _EPS:
-                self.flatten("eod")
             else:
-                self._manage_exits(self.data.close[0])
-        lo, hi = self._window
-        if lo - _EPS <= close_t <= hi + _EPS:
+                self._manage_exits(close_t, self.data.close[0])
+        if self.in_entry_window(close_t):
             signal = self.entry_signal()
             if signal is not None:
                 self._enter(signal)
+
+    def in_entry_window(self, close_t: float) -> bool:
+        """Whether an entry decided on this bar (filled at ``close_t``) is allowed."""
+        lo, hi = self._window
+        return lo - _EPS <= close_t <= hi + _EPS
 
     def _new_day(self, day: int) -> None:
         self._day = day
@@ -108,12 +119,14 @@ class ManagedStrategy(bt.Strategy):
         self.risk.reset_daily()
         if session is None:      # not a session: no entries, nothing held
             self._window, self._force_at = (1.0, 0.0), float("-inf")
+            self._force_opt_at = float("-inf")
             return
-        force = session.minutes_before_close(self.p.force_close_before)
-        self._force_at = bt.date2num(force)
+        self._force_at = bt.date2num(session.minutes_before_close(self.p.force_close_before))
+        self._force_opt_at = bt.date2num(
+            session.minutes_before_close(self.p.options_force_close_before))
+        force = self._force_opt_at if self.p.instrument == "options" else self._force_at
         self._window = (bt.date2num(dt.datetime.combine(date, self.p.entry_start)),
-                        min(bt.date2num(dt.datetime.combine(date, self.p.entry_end)),
-                            self._force_at))
+                        min(bt.date2num(dt.datetime.combine(date, self.p.entry_end)), force))
         if self.p.trade_from is not None and date < self.p.trade_from:
             self._window = (1.0, 0.0)
 
@@ -122,6 +135,9 @@ class ManagedStrategy(bt.Strategy):
         if any(lot.side != signal.side for lot in self._lots.values()):
             self.note(f"SKIP {signal.note}: an opposite position is open")
             return
+        if self.p.instrument == "options":
+            self._enter_structure(signal)
+            return
         sizer: RiskSizer = self.getsizer()
         qty = self.getsizing(isbuy=signal.side > 0)
         cost = sizer.position_cost(qty, self.data.close[0])
@@ -129,21 +145,34 @@ class ManagedStrategy(bt.Strategy):
         if not decision:
             self.note(f"SKIP {signal.note}: {decision.reason}")
             return
+        lot = self._new_lot(signal, qty, cost)
+        self._submit(lot, "entry", bt.Order.Market, None, qty, lot.side)
+        self.note(f"ENTRY #{lot.trade_id} {signal.note} qty {qty} risk ${cost:,.2f}")
+
+    def _new_lot(self, signal: Signal, qty: int, cost: float) -> Lot:
         lot = Lot(self._next_id, signal.side, qty, regime=signal.regime, risk=cost)
         self._next_id += 1
         self._lots[lot.trade_id] = lot
         self.risk.on_open()
-        self._submit(lot, "entry", bt.Order.Market, None, qty, lot.side)
-        self.note(f"ENTRY #{lot.trade_id} {signal.note} qty {qty} risk ${cost:,.2f}")
+        return lot
 
     # -- exits -----------------------------------------------------------------------------
-    def _manage_exits(self, close: float) -> None:
+    def _manage_exits(self, close_t: float, close: float) -> None:
         for lot in list(self._lots.values()):
-            if lot.stage is Stage.PENDING or lot.closing:
+            if lot.stage is Stage.PENDING or lot.closing or lot.pending_exit:
                 continue
-            moved = exits.ratchet(self.rules, lot, close)
-            if moved or lot.trade_id not in self._working:
-                self._place_exits(lot)
+            force = self._force_at if lot.structure is None else self._force_opt_at
+            if close_t >= force - _EPS:
+                self.close_lot(lot, "eod")
+            else:
+                self.manage_lot(lot, close)
+
+    def manage_lot(self, lot: Lot, close: float) -> None:
+        """This bar's exit management of an open lot (default: the scaling exits)."""
+        if lot.structure is not None:
+            self.manage_structure(lot, close)
+        elif exits.ratchet(self.rules, lot, close) or lot.trade_id not in self._working:
+            self._place_exits(lot)
 
     def _place_exits(self, lot: Lot) -> None:
         self._cancel_working(lot)
@@ -163,19 +192,20 @@ class ManagedStrategy(bt.Strategy):
                 self.cancel(order)
 
     def flatten(self, reason: str) -> None:
-        """Close every lot at market now (``reason``: eod or risk); cancel pending entries."""
+        """Close every lot at market now (``reason``: eod or risk)."""
         for lot in list(self._lots.values()):
-            if lot.closing:
-                continue
-            lot.closing = True
-            if lot.stage is Stage.PENDING:
-                for olot, role, order in list(self._lot_orders.values()):
-                    if olot is lot and role == "entry":
-                        self.cancel(order)
-                continue
+            if not (lot.closing or lot.stage is Stage.PENDING or lot.pending_exit):
+                self.close_lot(lot, reason)
+
+    def close_lot(self, lot: Lot, reason: str) -> None:
+        """Close what remains of a lot at the next bar's open, for ``reason``."""
+        lot.closing = True
+        if lot.structure is not None:
+            self.close_structure(lot, lot.remaining, reason)
+        else:
             self._cancel_working(lot)
             self._submit(lot, reason, bt.Order.Market, None, lot.remaining, -lot.side)
-            self.note(f"FLATTEN #{lot.trade_id} ({reason}) qty {lot.remaining}")
+        self.note(f"CLOSE #{lot.trade_id} ({reason}) qty {lot.remaining}")
 
     def _submit(self, lot: Lot, role: str, exectype, price, qty: int, side: int, oco=None):
         method = self.buy if side > 0 else self.sell
@@ -189,10 +219,14 @@ class ManagedStrategy(bt.Strategy):
         if order.status in (order.Submitted, order.Accepted):
             return
         entry = self._lot_orders.pop(order.ref, None)
+        if getattr(order, "kind", None) == "expire":     # a structure settled at expiry
+            entry = (order.info["lot"], "eod", order)
         if entry is None:
             return
         lot, role, _ = entry
-        if order.status == order.Completed:
+        if getattr(order, "structure", None) is not None:
+            self._structure_notice(lot, role, order)
+        elif order.status == order.Completed:
             if role == "entry":
                 self._entry_filled(lot, order)
             else:
@@ -234,8 +268,8 @@ class ManagedStrategy(bt.Strategy):
         bar can fill them, and closing them early would use knowledge of where data ends."""
         self.open_at_end = [lot for lot in self._lots.values() if lot.stage is not Stage.PENDING]
         for lot in self.open_at_end:
-            self.note(f"OPEN AT END #{lot.trade_id}: {lot.remaining} shares still open when "
-                      "the data ended (marked at the last close in equity, not in trades.csv)")
+            self.note(f"OPEN AT END #{lot.trade_id}: {lot.remaining} still open when the data "
+                      "ended (marked at the last close in equity, not in trades.csv)")
 
     def _log_alerts(self) -> None:
         for text in self.risk.alerts[len(self.alerts):]:

@@ -1,0 +1,1 @@
+"""Brokers: the backtest broker with option structures (and, later, Alpaca paper)."""
