@@ -8,15 +8,19 @@ the discounted strike while ``t > 0``: the ``vol -> 0`` limit, which keeps put-c
 """
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import norm
+from scipy.special import ndtr
 
 __all__ = ["Greeks", "bs_greeks", "bs_price", "intrinsic"]
 
 Array = NDArray[np.float64]
+
+
+_SQRT_2PI = math.sqrt(2.0 * math.pi)   # the standard normal density's constant
 
 
 class Greeks(NamedTuple):
@@ -88,8 +92,8 @@ def bs_price(spot: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
     """
     x = _inputs(spot, strike, t, vol, right, rate)
     kd = x.k * x.disc
-    call = x.s * norm.cdf(x.d1) - kd * norm.cdf(x.d2)
-    put = kd * norm.cdf(-x.d2) - x.s * norm.cdf(-x.d1)
+    call = x.s * ndtr(x.d1) - kd * ndtr(x.d2)
+    put = kd * ndtr(-x.d2) - x.s * ndtr(-x.d1)
     live = np.where(x.call, call, put)
     dead = np.where(x.call, np.maximum(x.s - kd, 0.0), np.maximum(kd - x.s, 0.0))
     return np.where(x.live, live, dead)
@@ -107,12 +111,12 @@ def bs_greeks(spot: ArrayLike, strike: ArrayLike, t: ArrayLike, vol: ArrayLike,
     """
     x = _inputs(spot, strike, t, vol, right, rate)
     ts, vs = np.where(x.live, x.t, 1.0), np.where(x.live, x.v, 1.0)
-    pdf = norm.pdf(x.d1)
+    pdf = np.exp(-0.5 * x.d1 ** 2) / _SQRT_2PI
     kd = x.k * x.disc
-    delta = np.where(x.call, norm.cdf(x.d1), norm.cdf(x.d1) - 1.0)
+    delta = np.where(x.call, ndtr(x.d1), ndtr(x.d1) - 1.0)
     gamma = pdf / (x.s * vs * np.sqrt(ts))
     decay = -x.s * pdf * vs / (2.0 * np.sqrt(ts))
-    carry = np.where(x.call, -x.r * kd * norm.cdf(x.d2), x.r * kd * norm.cdf(-x.d2))
+    carry = np.where(x.call, -x.r * kd * ndtr(x.d2), x.r * kd * ndtr(-x.d2))
     theta = (decay + carry) / days_per_year
     vega = x.s * pdf * np.sqrt(ts) / 100.0
     itm = np.where(x.call, x.s > kd, x.s < kd)
