@@ -264,3 +264,18 @@ def test_event_mode_trades_exactly_like_the_vectorised_backtest():
         journals.append(strat.analyzers.journal.get_frame())
     assert len(journals[0]) >= 5
     pd.testing.assert_frame_equal(journals[0], journals[1])
+
+
+def test_the_iron_condor_on_real_spy(shared_data, tmp_path):
+    out = tmp_path / "condor"
+    run = Path(__file__).resolve().parents[1] / "runs" / "iron_condor.toml"
+    code = main(["backtest", str(run), "--data",
+                 str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"), "--vix",
+                 str(shared_data / "vix_1d_1990_2026.parquet"), "--start", "2024-06-03",
+                 "--end", "2024-08-30", "--out", str(out), "--quiet"])
+    assert code == 0
+    trades = check_trade_rules(out, force_before=35, max_positions=2, equity=False,
+                               window=("09:45", "14:30"))
+    assert len(trades) >= 10 and set(trades["instrument"]) == {"iron_condor"}
+    for name in (*REPORTS, "legs.csv", "payoff_iron_condor.png"):
+        assert (out / name).stat().st_size > 0, name
