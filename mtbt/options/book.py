@@ -49,10 +49,6 @@ class StructurePosition:
     owner: object = None           # the strategy that opened it
     info: dict = field(default_factory=dict)
 
-    def pnl(self, exit_premium: float, contracts: int, multiplier: float) -> float:
-        """Gross dollars of closing ``contracts`` at ``exit_premium`` (fees not included)."""
-        return (exit_premium - self.premium) * multiplier * contracts
-
 
 class StructureOrder:
     """Open or close ``contracts`` of a structure at the next bar's open, at model fills.
@@ -65,7 +61,6 @@ class StructureOrder:
     Created, Submitted, Accepted, Partial, Completed, Canceled, Expired, Margin, Rejected = \
         range(9)
     Historical = bt.Order.Historical
-    Market = bt.Order.Market
     histnotify = False
     exectype = bt.Order.Market
     p = SimpleNamespace(simulated=False)
