@@ -109,8 +109,7 @@ class BacktestBroker(bt.brokers.BackBroker):
     def _fill_legs(self, order: StructureOrder, data, now: dt.datetime,
                    sign: int) -> tuple[tuple[LegFill, ...], float, float]:
         """Each leg at the chain's honest price; the net signed premium per unit; the fees."""
-        expiry = order.structure.legs[0].expiry
-        chain = self.chain(data, now, data.open[0], expiry)
+        chain = self.chain(data, now, data.open[0], order.structure.expiry)
         legs, premium = [], 0.0
         for leg in order.structure.legs:
             trade_qty = sign * leg.qty
@@ -123,10 +122,11 @@ class BacktestBroker(bt.brokers.BackBroker):
 
     def _book(self, order: StructureOrder, now: dt.datetime) -> None:
         if order.kind == "open":
-            expiry = order.structure.legs[0].expiry
             position = StructurePosition(order.ref, order.structure, order.contracts,
-                                         order.premium, now, self._expiry_close(expiry),
-                                         order.data, order.owner, dict(order.info))
+                                         order.premium, now,
+                                         self._expiry_close(order.structure.expiry),
+                                         data=order.data, owner=order.owner,
+                                         info=dict(order.info))
             self.structures[position.ref] = order.position = position
             return
         position = order.position
@@ -153,10 +153,12 @@ class BacktestBroker(bt.brokers.BackBroker):
             self.notifs.append(order)
 
     def _mark(self) -> None:
+        """Each position's model mid at this bar's close (``position.mark``) and their sum."""
         mult, total = self.p.chain_model.multiplier, 0.0
         for position in self.structures.values():
             data = position.data
             now = data.datetime.datetime(0) + _MINUTE
-            chain = self.chain(data, now, data.close[0], position.structure.legs[0].expiry)
-            total += position.structure.value(chain) * mult * position.contracts
+            chain = self.chain(data, now, data.close[0], position.structure.expiry)
+            position.mark = position.structure.value(chain)
+            total += position.mark * mult * position.contracts
         self._book_value = total

@@ -47,6 +47,7 @@ class StructurePosition:
     expiry_close: dt.datetime
     data: object = None            # the underlying's feed
     owner: object = None           # the strategy that opened it
+    mark: float = math.nan         # model mid per share at the last bar's close (the broker's)
     info: dict = field(default_factory=dict)
 
 

@@ -110,7 +110,6 @@ class StructureLots:
             self._drop(lot)
 
     def structure_mark(self, lot: Lot) -> float:
-        """The lot's structure at the model's mid now, per share (NaN before its fill)."""
-        if lot.position is None:
-            return math.nan
-        return lot.structure.value(self.chain_now(lot.structure.expiry))
+        """The lot's structure at the broker's mark of this bar's close, per share (NaN before
+        its fill); the broker has priced it already, so this costs nothing."""
+        return math.nan if lot.position is None else lot.position.mark

@@ -49,6 +49,7 @@ class IronCondor0DTE(ManagedStrategy):
         self.confluence = Confluence(self.data, h4, daily)
         self.regime = Regime(self.data, daily, vix_min=p.vix_min, vix_max=p.vix_max,
                              atr_min_pct=p.atr_min_pct)
+        self._entries_day, self._entry_nums = None, []
 
     def regime_name(self) -> str:
         return RegimeState(int(self.regime.regime[0])).name
@@ -57,9 +58,13 @@ class IronCondor0DTE(ManagedStrategy):
         lo, hi = self._window
         if hi < lo or not lo - _EPS <= close_t <= self._force_opt_at:
             return False      # not a session, or before trade_from
-        day = dt.date.fromordinal(int(close_t))
-        return any(abs(close_t - bt.date2num(dt.datetime.combine(day, t))) < _EPS
-                   for t in self.p.entry_times)
+        day = int(close_t)
+        if day != self._entries_day:          # the entry times as date numbers, once a day
+            date = dt.date.fromordinal(day)
+            self._entries_day = day
+            self._entry_nums = [bt.date2num(dt.datetime.combine(date, t))
+                                for t in self.p.entry_times]
+        return any(abs(close_t - t) < _EPS for t in self._entry_nums)
 
     def entry_signal(self) -> Signal | None:
         regime = self.regime_name()
