@@ -132,7 +132,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from analyzers.report import atomic_write
-    from mtbt.validate import run_scenario
+    from mtbt.validate import any_miss, run_scenario
     from mtbt.validate_report import HEADER, footnotes, markdown, rows
 
     paths = [Path(p) for p in args.runs] or sorted(Path("runs").glob("validate_*.toml"))
@@ -152,8 +152,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     atomic_write(out / "validate.md", markdown(results, data_dir))
     _print_table("mtbt validate", HEADER, rows(results), footnotes(results, data_dir))
     print(f"reports: {out}")
-    missed = any(v[2] == "MISS" for r in results if r.summary for v in r.verdicts().values())
-    return 1 if any(r.error for r in results) or (args.strict and missed) else 0
+    return 1 if any(r.error for r in results) or (args.strict and any_miss(results)) else 0
 
 
 def _print_table(title: str, header, body, notes) -> None:

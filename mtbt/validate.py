@@ -69,6 +69,11 @@ class ScenarioResult:
         return out
 
 
+def any_miss(results: list[ScenarioResult]) -> bool:
+    """Whether any scenario that ran missed a benchmark figure."""
+    return any(v[2] == "MISS" for r in results if r.summary for v in r.verdicts().values())
+
+
 def window(cfg: RunConfig) -> list[dt.date]:
     """The XNYS sessions of the scenario's [data] start..end."""
     start, end = cfg.data.start, cfg.data.end

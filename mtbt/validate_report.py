@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mtbt.validate import METRICS, ScenarioResult, fetch_commands
+from mtbt.validate import METRICS, ScenarioResult, any_miss, fetch_commands
 
 HEADER = ("scenario", "data used", "trades", "win rate", "PnL", "max DD", "profit factor")
 
@@ -45,7 +45,7 @@ def footnotes(results: list[ScenarioResult], data_dir: Path) -> list[str]:
             lines.append(f"{r.name}: ran on {r.choice.symbol} bars as a proxy for "
                          f"{r.cfg.strategy.symbol} (its prices traded as if they were shares)")
         lines.extend(f"{r.name}: {note}" for note in r.notes)
-    if any(v[2] == "MISS" for r in results if r.summary for v in r.verdicts().values()):
+    if any_miss(results):
         lines.append("MISS means the report's figure is not reproduced within the tolerance. "
                      "mtbt runs the default parameters in every window and does not tune them "
                      "per window, so these figures cannot be reached honestly here.")
