@@ -1,0 +1,70 @@
+"""Fault knobs of the simulator and the per-request decisions they make (all off by default)."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+__all__ = ["Faults", "RestFault"]
+
+
+@dataclass(frozen=True)
+class Faults:
+    """What the simulator does wrong on purpose.
+
+    - ``drop_streams_every``: close every websocket connection (both streams) every N s.
+    - ``error_every``: every Nth REST request (``/_sim`` routes not counted) answers an
+      error instead, cycling 500, 429. For ``POST /v2/orders`` the faults alternate between
+      failing *before* creating the order (the next status of the cycle) and failing *after*
+      creating it (the order is on the book and its ``new`` event is sent, but the client
+      gets 500; this does not advance the 500/429 cycle). The first order fault is *before*.
+    - ``slow_every`` / ``slow_seconds``: every Nth REST request waits that long first.
+    - ``duplicate_fills``: every fill/partial_fill event is sent twice (same execution_id).
+    - ``reorder_fills``: the trade_updates events of one step are sent in reverse order.
+    - ``partial_fills``: each equity order fills in two executions (floor half, at least 1,
+      then the rest; same price): ``partial_fill`` then ``fill``.
+    """
+
+    drop_streams_every: float = 0.0
+    error_every: int = 0
+    slow_every: int = 0
+    slow_seconds: float = 0.0
+    duplicate_fills: bool = False
+    reorder_fills: bool = False
+    partial_fills: bool = False
+
+
+@dataclass(frozen=True)
+class RestFault:
+    """What to do to one REST request: wait ``slow`` s; answer ``status`` (if any) before
+    or after (``after_create``) creating an order."""
+
+    slow: float = 0.0
+    status: int | None = None
+    after_create: bool = False
+
+
+class RestFaults:
+    """Counts REST requests and decides which ones misbehave (thread-safe)."""
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self._lock = threading.Lock()
+        self._count = self._errors = self._order_errors = 0
+
+    def next(self, is_order_post: bool) -> RestFault:
+        f = self.faults
+        with self._lock:
+            self._count += 1
+            n = self._count
+            slow = f.slow_seconds if f.slow_every and n % f.slow_every == 0 else 0.0
+            if not (f.error_every and n % f.error_every == 0):
+                return RestFault(slow)
+            after = False
+            if is_order_post:
+                after = self._order_errors % 2 == 1
+                self._order_errors += 1
+            if after:
+                return RestFault(slow, 500, True)
+            status = (500, 429)[self._errors % 2]
+            self._errors += 1
+            return RestFault(slow, status, False)

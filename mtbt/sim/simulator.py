@@ -1,0 +1,325 @@
+"""The Simulator: one local Alpaca (paper trading REST, trade_updates stream, stock bars REST
+and the bar stream) replaying a DataFrame of 1-minute bars, bar by bar.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import msgpack
+import numpy as np
+import pandas as pd
+
+from mtbt.options.chain import ChainModel
+from mtbt.sessions import NY
+from mtbt.sim.calendar import SessionBook
+from mtbt.sim.exchange import BarRow, Exchange, Execution, SimOrder
+from mtbt.sim.faults import Faults, RestFaults
+from mtbt.sim.rest import RestServer
+from mtbt.sim.streams import StreamServer
+
+__all__ = ["Simulator"]
+
+_COLUMNS = ("open", "high", "low", "close", "volume", "vix")
+_MINUTE_NS = 60_000_000_000
+
+
+def _aware(t: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(t)
+    return ts.tz_localize(NY) if ts.tz is None else ts.tz_convert(NY)
+
+
+class Simulator:
+    """A local Alpaca paper account fed by ``bars`` (see ``docs`` in the package).
+
+    Parameters
+    ----------
+    bars : tz-aware (America/New_York) start-labelled 1-minute bars with float columns
+        open, high, low, close, volume and vix (the prior session's VIX close).
+    start : the first streamed bar's start; earlier bars are history (REST only). Naive
+        values are New York time.
+    symbol : the underlying; orders may trade it and its OCC options.
+    cash : starting cash.
+    slippage : fixed per-share slippage of equity fills (backtrader's rules, 0 = none).
+    chain_model : the synthetic option chain's settings (fills and marks).
+    faults : :class:`Faults` to inject (all off by default).
+    keys : the (key id, secret) every client must present.
+    """
+
+    def __init__(self, bars: pd.DataFrame, start: Any, symbol: str = "SPY",
+                 cash: float = 25_000.0, slippage: float = 0.0,
+                 chain_model: ChainModel | None = None, faults: Faults | None = None,
+                 keys: tuple[str, str] = ("replay-key", "replay-secret")) -> None:
+        missing = [c for c in _COLUMNS if c not in bars.columns]
+        if missing:
+            raise ValueError(f"bars lack columns {missing}")
+        index = pd.DatetimeIndex(bars.index)
+        if index.tz is None:
+            raise ValueError("bars need a tz-aware DatetimeIndex")
+        if len(index) == 0 or not index.is_monotonic_increasing or not index.is_unique:
+            raise ValueError("bars must be non-empty, sorted and unique in time")
+        self.symbol, self.keys = symbol, (str(keys[0]), str(keys[1]))
+        self.faults = faults or Faults()
+        self.chain_model = chain_model or ChainModel()
+        self._index = index.tz_convert(NY)
+        self._ns = index.as_unit("ns").asi8
+        self._values = {c: bars[c].to_numpy(dtype="float64") for c in _COLUMNS}
+        self._start = _aware(start)
+        self._k = int(np.searchsorted(self._ns, self._start.as_unit("ns").value, "left"))
+        self.first_live = self._k
+        first, last = self._index[0].date(), self._index[-1].date()
+        self._book = SessionBook(first - dt.timedelta(days=10), last + dt.timedelta(days=40))
+        self.exchange = Exchange(symbol, cash, slippage, self.chain_model, self._book,
+                                 self._start, partial_fills=self.faults.partial_fills)
+        if self._k > 0:
+            self.exchange.last_bar = self._row(self._k - 1)
+        self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mtbt-sim:{self.keys[0]}"))
+        self.requests: Counter[str] = Counter()
+        self.rejections: list[tuple[int, dict]] = []
+        self.injected: list[dict[str, Any]] = []     # error_every faults: route, status, ...
+        self.trade_events: list[dict] = []           # every trade_updates data dict sent
+        self.finished = threading.Event()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._closing = threading.Event()
+        self._ack: pd.Timestamp | None = None
+        self._last_emitted: pd.Timestamp | None = None
+        self._rest_faults = RestFaults(self.faults)
+        self._rest = RestServer(self)
+        self._streams = StreamServer(self.keys, self.faults.drop_streams_every,
+                                     on_change=self._notify)
+        self._started = self._closed = False
+        self.trading_url = self.data_url = self.trade_stream_url = self.data_stream_url = ""
+        if self._k >= len(self._ns):
+            self.finished.set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> Simulator:
+        """Bind both servers on 127.0.0.1 and serve (in daemon threads)."""
+        if self._started:
+            return self
+        self._started = True
+        port = self._rest.start()
+        self._streams.start()
+        self.trading_url = self.data_url = f"http://127.0.0.1:{port}"
+        ws = f"ws://127.0.0.1:{self._streams.port}"
+        self.trade_stream_url, self.data_stream_url = f"{ws}/stream", f"{ws}/v2/iex"
+        return self
+
+    def close(self) -> None:
+        """Stop everything (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._closing.set()
+        self._notify()
+        if self._started:
+            self._rest.close()
+            self._streams.close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- state -----------------------------------------------------------------------------
+    @property
+    def now(self) -> pd.Timestamp:
+        """The simulated time (New York): ``start``, then the end of the last emitted bar."""
+        return self.exchange.now
+
+    @property
+    def bars_left(self) -> int:
+        return len(self._ns) - self._k
+
+    @property
+    def next_bar_start(self) -> pd.Timestamp | None:
+        return self._index[self._k] if self._k < len(self._ns) else None
+
+    @property
+    def orders(self) -> list[SimOrder]:
+        """All accepted orders (top level; legs in ``.legs``), in order of acceptance."""
+        return list(self.exchange.orders)
+
+    @property
+    def executions(self) -> list[Execution]:
+        return list(self.exchange.executions)
+
+    @property
+    def settlements(self) -> list[dict[str, Any]]:
+        return list(self.exchange.settlements)
+
+    @property
+    def cash(self) -> float:
+        return self.exchange.cash
+
+    def positions(self) -> dict[str, float]:
+        """{symbol: signed qty}."""
+        with self._lock:
+            return {s: p.qty for s, p in self.exchange.positions.items()}
+
+    @property
+    def bar_subscribers(self) -> int:
+        return self._streams.bar_subscribers(self.symbol)
+
+    @property
+    def trade_listeners(self) -> int:
+        return self._streams.trade_listeners()
+
+    @property
+    def stream_connections(self) -> int:
+        """Websocket connections accepted so far (both streams)."""
+        return self._streams.connections
+
+    # -- stepping --------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Emit the next bar: advance the clock to its end, fill working orders against it,
+        send their trade_updates, then send the bar. False when no bars remain."""
+        with self._lock:
+            if self._k >= len(self._ns):
+                self.finished.set()
+                return False
+            i = self._k
+            bar = self._row(i)
+            events = self.exchange.process_bar(bar)
+            self._k += 1
+            self._last_emitted = bar.start
+            self._publish(events, step=True)
+            self._streams.publish_bar(self.symbol, self._bar_msg(i))
+            if self._k >= len(self._ns):
+                self.finished.set()
+        return True
+
+    def run(self, speed: float = 0.0, lockstep: bool = True,
+            stop: threading.Event | None = None) -> None:
+        """Step through all bars (blocking). ``speed`` N > 0 waits 60/N s between bars;
+        ``lockstep`` holds each bar until :meth:`may_emit` (a client ack and a subscriber)."""
+        first = True
+        while self.bars_left and not self._closing.is_set():
+            if stop is not None and stop.is_set():
+                return
+            if speed > 0 and not first and self._sleep(60.0 / speed, stop):
+                return
+            if lockstep:
+                with self._cond:
+                    while not self.may_emit():
+                        if self._closing.is_set() or (stop is not None and stop.is_set()):
+                            return
+                        self._cond.wait(0.05)
+            first = False
+            self.step()
+        if not self.bars_left:
+            self.finished.set()
+
+    def _sleep(self, seconds: float, stop: threading.Event | None) -> bool:
+        """Sleep; True if stopped or closed meanwhile."""
+        end = time.monotonic() + seconds
+        while (left := end - time.monotonic()) > 0:
+            if self._closing.wait(min(left, 0.05)) or (stop is not None and stop.is_set()):
+                return True
+        return False
+
+    # -- lockstep --------------------------------------------------------------------------
+    def ready(self, t: Any) -> None:
+        """A client's ack: it has processed everything up to the bar starting at ``t``."""
+        ts = _aware(t)
+        with self._cond:
+            if self._ack is None or ts > self._ack:
+                self._ack = ts
+            self._cond.notify_all()
+
+    def may_emit(self) -> bool:
+        """Lockstep's condition: an ack for the last emitted bar (any ack before the first)
+        and at least one client subscribed to the symbol's bars."""
+        if self._ack is None:
+            return False
+        if self._last_emitted is not None and self._ack < self._last_emitted:
+            return False
+        return self.bar_subscribers > 0
+
+    def wait_ready(self, timeout: float = 5.0) -> bool:
+        """Wait until :meth:`may_emit`; False on timeout."""
+        return self._wait(self.may_emit, timeout)
+
+    def wait_subscribed(self, timeout: float = 5.0) -> bool:
+        """Wait until a data-stream client is subscribed to the symbol's bars."""
+        return self._wait(lambda: self.bar_subscribers > 0, timeout)
+
+    def wait_listening(self, timeout: float = 5.0) -> bool:
+        """Wait until a trade_updates client is listening."""
+        return self._wait(lambda: self.trade_listeners > 0, timeout)
+
+    def _wait(self, predicate: Any, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        with self._cond:
+            while not predicate():
+                left = end - time.monotonic()
+                if left <= 0 or self._closing.is_set():
+                    return False
+                self._cond.wait(min(left, 0.05))
+        return True
+
+    def _notify(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    # -- internals -------------------------------------------------------------------------
+    def _row(self, i: int) -> BarRow:
+        v = self._values
+        return BarRow(self._index[i], float(v["open"][i]), float(v["high"][i]),
+                      float(v["low"][i]), float(v["close"][i]), float(v["volume"][i]),
+                      float(v["vix"][i]))
+
+    def _fields(self, i: int) -> dict[str, Any]:
+        v = self._values
+        o, h, lo, c = (float(v[k][i]) for k in ("open", "high", "low", "close"))
+        volume = float(v["volume"][i])
+        return {"o": o, "h": h, "l": lo, "c": c,
+                "v": int(round(volume)) if np.isfinite(volume) else 0,
+                "n": max(1, int(volume // 100)) if np.isfinite(volume) else 1,
+                "vw": round((h + lo + c) / 3.0, 4)}
+
+    def _bar_json(self, i: int) -> dict[str, Any]:
+        t = self._index[i].tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        return {"t": t, **self._fields(i)}
+
+    def _bar_msg(self, i: int) -> dict[str, Any]:
+        ns = int(self._ns[i])
+        stamp = msgpack.Timestamp(ns // 1_000_000_000, ns % 1_000_000_000)
+        return {"T": "b", "S": self.symbol, "t": stamp, **self._fields(i)}
+
+    def _complete_rows(self, start: pd.Timestamp | None, end: pd.Timestamp | None
+                       ) -> np.ndarray:
+        """Indices of bars complete at ``now`` (end <= now) with start <= t <= end."""
+        now_ns = self.now.as_unit("ns").value
+        hi = int(np.searchsorted(self._ns, now_ns - _MINUTE_NS, "right"))
+        if end is not None:
+            hi = min(hi, int(np.searchsorted(self._ns, end.as_unit("ns").value, "right")))
+        lo = 0 if start is None else int(np.searchsorted(self._ns, start.as_unit("ns").value,
+                                                         "left"))
+        return np.arange(lo, max(lo, hi))
+
+    def _count(self, route: str) -> None:
+        with self._cond:
+            self.requests[route] += 1
+
+    def _record_fault(self, method: str, route: str, status: int, created: bool) -> None:
+        with self._cond:
+            self.injected.append({"route": f"{method} {route}", "status": status,
+                                  "created": created})
+
+    def _publish(self, events: list[dict], step: bool = False) -> None:
+        if not events:
+            return
+        out = list(reversed(events)) if step and self.faults.reorder_fills else list(events)
+        if self.faults.duplicate_fills:
+            out = [e for event in out
+                   for e in ([event, event] if event["event"] in ("fill", "partial_fill")
+                             else [event])]
+        self.trade_events.extend(out)
+        self._streams.publish_trade(out)
