@@ -68,8 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("--no-tearsheet", action="store_true", help="skip the HTML tearsheets")
     val.set_defaults(func=cmd_validate)
 
-    from mtbt import _cli_data
+    from mtbt import _cli_data, _cli_paper
     _cli_data.register(sub)
+    _cli_paper.register(sub)
     return parser
 
 

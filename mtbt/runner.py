@@ -14,7 +14,7 @@ import backtrader as bt
 from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
 from feeds.arrays import BarFeed
-from feeds.loader import load_market_data
+from feeds.loader import MarketData, load_market_data
 from mtbt._version import __version__
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.config import RunConfig
@@ -65,13 +65,17 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
                   broker: bt.BrokerBase | None = None, trade_from: dt.date | None = None,
                   progress: Callable[[int], None] | None = None,
                   strategy: type[bt.Strategy] | None = None,
-                  strategy_params: dict | None = None) -> bt.Cerebro:
+                  strategy_params: dict | None = None,
+                  session_map: dict | None = None, resume: dict | None = None,
+                  resume_books: dict | None = None) -> bt.Cerebro:
     """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``data``.
 
     ``broker`` None means the backtest broker (BackBroker with option structures) with the
     run's costs; a live venue passes its own. ``first``/``last`` bound the sessions the
     strategy may see. ``strategy`` (a ``ManagedStrategy``) and ``strategy_params`` replace the
-    configured strategy and its own params (tests script entries this way).
+    configured strategy and its own params (tests script entries this way). A live venue
+    passes its own calendar (``session_map``) and a restart's checkpoints (``resume``,
+    ``resume_books``).
     """
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True)
     risk = risk_manager(cfg)
@@ -88,7 +92,8 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
     if strategy is None:
         strategy, strategy_params = STRATEGIES[cfg.strategy.name], strategy_kwargs(cfg)
     cerebro.addstrategy(strategy, risk=risk, trade_from=trade_from,
-                        sessions=sessions(first, last), **managed_kwargs(cfg),
+                        sessions=session_map or sessions(first, last), resume=resume,
+                        resume_books=resume_books, **managed_kwargs(cfg),
                         **(strategy_params or {}))
     cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
                      commission=cfg.costs.commission_per_share,
@@ -120,11 +125,13 @@ def default_out_dir(cfg: RunConfig) -> Path:
 
 def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                  tearsheet: bool | None = None,
-                 progress: Callable[[str, int, int], None] | None = None) -> BacktestResult:
+                 progress: Callable[[str, int, int], None] | None = None,
+                 market: MarketData | None = None) -> BacktestResult:
     """Run the configured backtest and write every report into ``out_dir``.
 
     ``progress(phase, done, total)`` reports "loading data", then "backtest" every few
-    thousand bars, then "writing reports" (total 0 when unknown).
+    thousand bars, then "writing reports" (total 0 when unknown). ``market``: bars already
+    loaded (a sweep shares one copy between its runs); None loads ``cfg.data``.
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +139,8 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
     report = progress or (lambda phase, done, total: None)
     try:
         report("loading data", 0, 0)
-        market = load_market_data(cfg.data)
+        if market is None:
+            market = load_market_data(cfg.data)
         _log_header(cfg, market)
         bars = market.bars
         days = bars.index.tz_localize(None).normalize()

@@ -87,14 +87,22 @@ class BacktestBroker(bt.brokers.BackBroker):
     def _execute_structure(self, order: StructureOrder) -> None:
         data = order.data
         now = data.datetime.datetime(0)
-        mult = self.p.chain_model.multiplier
         if order.kind == "close" and order.position.ref not in self.structures:
             order.status = order.Canceled          # settled or closed meanwhile
             self.notifs.append(order)
             return
         sign = 1 if order.kind == "open" else -1
         legs, premium, fees = self._fill_legs(order, data, now, sign)
-        if order.kind == "open":
+        self._complete_structure(order, legs, premium, fees, now)
+
+    def _complete_structure(self, order: StructureOrder, legs: tuple[LegFill, ...],
+                            premium: float, fees: float, now: dt.datetime,
+                            check_margin: bool = True) -> None:
+        """Book a structure fill (cash, position) and notify it; Margin when an opening
+        fill's max loss does not fit the cash and ``check_margin``."""
+        mult = self.p.chain_model.multiplier
+        sign = 1 if order.kind == "open" else -1
+        if order.kind == "open" and check_margin:
             risk = order.structure.max_loss(premium) * mult * order.contracts + fees
             if self.cash < risk:
                 order.status = order.Margin

@@ -22,8 +22,9 @@ non-positive, is dropped with a ``reason``.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,8 +124,18 @@ def _score(s: Structure, chain: SyntheticChain, moves: np.ndarray, budget: float
     return Candidate(s, premium, fees, reward, risk, mlpc, contracts, rr, reason)
 
 
+def _crossing(c: Candidate, held: Mapping[tuple, int]) -> Candidate:
+    for leg in c.structure.legs:
+        qty = held.get((leg.right, leg.strike, leg.expiry), 0)
+        if qty * leg.qty < 0 and c.kept:
+            return dataclasses.replace(
+                c, contracts=0, reason=f"{leg.right}{leg.strike:g} is held the other way")
+    return c
+
+
 def allocate(side: int, underlying: float, chain: SyntheticChain, budget: float, *,
-             targets: Sequence[float] = (0.01, 0.02), width: float | None = None) -> Allocation:
+             targets: Sequence[float] = (0.01, 0.02), width: float | None = None,
+             held: Mapping[tuple, int] | None = None) -> Allocation:
     """Build, price and score the candidates for a signal; pick the best reward-to-risk.
 
     Parameters
@@ -136,6 +147,9 @@ def allocate(side: int, underlying: float, chain: SyntheticChain, budget: float,
     targets : take-profit moves as fractions of ``underlying`` (tp1, tp2, ...).
     width : butterfly wing in dollars; default ``underlying x min(targets)`` on the strike
         grid (at least one strike step).
+    held : contracts already held, ``(right, strike, expiry) -> signed qty``; a candidate
+        that would trade one of them the other way is dropped (a broker nets each contract,
+        so one cannot be held long and short at once).
 
     Returns
     -------
@@ -148,7 +162,7 @@ def allocate(side: int, underlying: float, chain: SyntheticChain, budget: float,
     if not (underlying > 0 and budget >= 0):
         raise ValueError(f"underlying must be > 0 and budget >= 0, got {underlying}, {budget}")
     moves = underlying * (1 + side * np.asarray(targets, dtype=float))
-    cands = tuple(_score(s, chain, moves, budget)
+    cands = tuple(_crossing(_score(s, chain, moves, budget), held or {})
                   for s in _candidates(side, underlying, chain, targets, width))
     kept = [c for c in cands if c.kept]
     best = max(kept, key=lambda c: c.reward_risk) if kept else None

@@ -61,6 +61,16 @@ class Structure:
         if len({leg.expiry for leg in self.legs}) != 1:
             raise ValueError("all legs of a structure must share one expiry")
 
+    def to_dict(self) -> dict:
+        """JSON-able form (``from_dict`` reads it back)."""
+        return {"name": self.name, "legs": [[leg.right, leg.strike, int(leg.qty),
+                                             leg.expiry.isoformat()] for leg in self.legs]}
+
+    @classmethod
+    def from_dict(cls, body: dict) -> Structure:
+        return cls(body["name"], tuple(Leg(r, s, q, dt.date.fromisoformat(e))
+                                       for r, s, q, e in body["legs"]))
+
     @property
     def expiry(self) -> dt.date:
         """The legs' common expiry date."""

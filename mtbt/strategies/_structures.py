@@ -28,13 +28,23 @@ class StructureLots:
         reward-to-risk structure for the signal from ``mtbt.options.allocate``."""
         rules = self.rules
         allocation = allocate(signal.side, chain.spot, chain, budget,
-                              targets=(rules.tp1_pct, rules.tp2_pct))
+                              targets=(rules.tp1_pct, rules.tp2_pct), held=self.held_contracts())
         best = allocation.best
         if best is None:
             self.note(f"SKIP {signal.note}: {allocation.describe()}")
             return None
         return (best.structure, best.contracts, best.contracts * best.max_loss_per_contract,
                 allocation.describe())
+
+    def held_contracts(self) -> dict[tuple, int]:
+        """Contracts the open structure lots hold (or are opening), ``(right, strike,
+        expiry) -> signed qty``: a new structure must not trade one the other way."""
+        held: dict[tuple, int] = {}
+        for lot in self._lots.values():
+            for leg in lot.structure.legs if lot.structure is not None else ():
+                key = (leg.right, leg.strike, leg.expiry)
+                held[key] = held.get(key, 0) + leg.qty * (lot.remaining or lot.qty)
+        return held
 
     def chain_now(self, expiry: dt.date | None = None):
         """The broker's chain at this bar's close, for ``expiry`` (default: the traded one)."""

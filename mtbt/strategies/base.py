@@ -24,6 +24,7 @@ from mtbt import exits
 from mtbt.exits import ExitRules, Lot, Stage
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import Session, sessions
+from mtbt.strategies._resume import LiveResume
 from mtbt.strategies._structures import StructureLots
 
 log = logging.getLogger("mtbt.strategy")
@@ -39,7 +40,7 @@ class Signal:
     regime: str = ""
 
 
-class ManagedStrategy(StructureLots, bt.Strategy):
+class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
     """Base for mtbt strategies (see the module docstring).
 
     Params:
@@ -53,13 +54,16 @@ class ManagedStrategy(StructureLots, bt.Strategy):
       - ``instrument``: "equity" (shares) or "options" (a structure per entry)
       - ``options_force_close_before``: minutes before the close by which structures are flat
       - ``expiry_sessions``: 0 trades 0DTE structures, N the expiry N sessions later
+      - ``resume``, ``resume_books``: a live restart's checkpoint of the strategy and of the
+        broker (``_resume.LiveResume``)
     """
 
     params = (("risk", None), ("exit_rules", ExitRules()),
               ("entry_start", dt.time(9, 30)), ("entry_end", dt.time(11, 0)),
               ("force_close_before", 15), ("sessions", None), ("bar_minutes", 1),
               ("trade_from", None), ("instrument", "equity"),
-              ("options_force_close_before", 35), ("expiry_sessions", 0))
+              ("options_force_close_before", 35), ("expiry_sessions", 0),
+              ("resume", None), ("resume_books", None))
 
     def __init__(self):
         self.risk: RiskManager = self.p.risk or RiskManager()
@@ -73,6 +77,7 @@ class ManagedStrategy(StructureLots, bt.Strategy):
         self._day = None
         self._window, self._force_at = (1.0, 0.0), float("inf")
         self._force_opt_at = float("inf")
+        self._live = not self.data.islive()   # a live feed trades from its first LIVE bar
 
     def start(self) -> None:
         if not isinstance(self.getsizer(), RiskSizer):
@@ -94,6 +99,8 @@ class ManagedStrategy(StructureLots, bt.Strategy):
         dtnum = self.data.datetime[0]
         if int(dtnum) != self._day:
             self._new_day(int(dtnum))
+        if not self._live:
+            return
         close_t = dtnum + self._bar
         if self._lots:
             if self.risk.halted_today or self.risk.paused:
@@ -216,8 +223,8 @@ class ManagedStrategy(StructureLots, bt.Strategy):
 
     # -- notifications ---------------------------------------------------------------------
     def notify_order(self, order: bt.Order) -> None:
-        if order.status in (order.Submitted, order.Accepted):
-            return
+        if order.status in (order.Submitted, order.Accepted, order.Partial):
+            return        # a partial fill is handled when the order completes
         entry = self._lot_orders.pop(order.ref, None)
         if getattr(order, "kind", None) == "expire":     # a structure settled at expiry
             entry = (order.info["lot"], "eod", order)

@@ -87,6 +87,11 @@ class IronCondor0DTE(ManagedStrategy):
         put_short = chain.nearest_strike(spot - move)
         call_short = max(chain.nearest_strike(spot + move), put_short + step)
         condor = iron_condor(chain.expiry, put_short, call_short, self.p.wing_width)
+        held = self.held_contracts()
+        if any(held.get((leg.right, leg.strike, leg.expiry), 0) * leg.qty < 0
+               for leg in condor.legs):
+            self.note(f"SKIP iron condor {condor.label}: a leg is held the other way")
+            return None
         premium, fees = condor.fill(chain), condor.fees(chain)
         per_contract = condor.max_loss(premium) * chain.model.multiplier + 2 * fees
         if not (premium < 0 and per_contract > 0):

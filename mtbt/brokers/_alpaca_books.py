@@ -1,0 +1,173 @@
+"""The AlpacaBroker's books as a checkpoint, and their restoration after a restart.
+
+``snapshot`` gives cash, the share position, the open option structures and, for every order
+recorded today, how far each of its parts had filled; ``restore`` rebuilds them in a new
+process and recreates the backtrader orders still working at Alpaca, so the strategy can link
+them to its lots again. Orders recorded but never sent are sent (with the same client id: if
+one did reach Alpaca, the duplicate is refused and the order found by that id); orders no lot
+refers to any more are cancelled at Alpaca and reported.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+
+import backtrader as bt
+
+from mtbt.live.state import OrderRow
+from mtbt.options.book import StructureOrder, StructurePosition
+from mtbt.options.structures import Structure
+
+log = logging.getLogger("mtbt.live")
+FINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
+_EXEC = {"market": bt.Order.Market, "limit": bt.Order.Limit, "stop": bt.Order.Stop}
+
+
+@dataclass
+class Part:
+    """One Alpaca order (an oco's stop leg included) and the order its fills belong to."""
+
+    target: object                  # bt.Order or StructureOrder
+    client_id: str                  # the submitted order's client id
+    alpaca_id: str | None = None
+    filled_qty: float = 0.0
+    filled_value: float = 0.0
+    status: str = "new"
+    leg: bool = False               # the stop leg of an oco pair
+
+
+@dataclass
+class Sent:
+    """One recorded Alpaca order: its row, its parts (parent first) and its status."""
+
+    row: OrderRow
+    parts: list[Part] = field(default_factory=list)
+    status: str = "unsent"
+
+
+class Books:
+    """Mixin of ``AlpacaBroker``: checkpoint and restore (see the module docstring)."""
+
+    def snapshot(self, data) -> dict:
+        """The books as a JSON-able dict."""
+        position = self.positions[data]
+        structures = [{"trade_id": getattr(p.info.get("lot"), "trade_id", None),
+                       "structure": p.structure.to_dict(), "contracts": p.contracts,
+                       "premium": p.premium, "opened": p.opened.isoformat(),
+                       "expiry_close": p.expiry_close.isoformat()}
+                      for p in self.structures.values()]
+        orders = {cid: {"status": s.status, "alive": any(p.target.alive() for p in s.parts),
+                        "parts": [[p.alpaca_id, p.filled_qty, p.filled_value, p.status]
+                                  for p in s.parts]}
+                  for cid, s in self._sent.items()}
+        return {"day": self._day.isoformat(), "cash": self.cash,
+                "position": [position.size, position.price], "structures": structures,
+                "orders": orders}
+
+    def restore(self, books: dict, owner, data, lots: dict) -> list[tuple]:
+        """Rebuild the books and the working orders; returns ``(lot, role, order)`` for each
+        recreated order (``lots``: trade_id -> the strategy's restored ``Lot``)."""
+        self.cash = books["cash"]
+        size, price = books["position"]
+        if size:
+            self.positions[data].update(size, price, data.datetime.datetime(0))
+        for body in books["structures"]:
+            lot = lots.get(body["trade_id"])
+            position = StructurePosition(
+                StructureOrder(owner, data, "open", Structure.from_dict(body["structure"]), 0).ref,
+                lot.structure if lot else Structure.from_dict(body["structure"]),
+                body["contracts"], body["premium"], dt.datetime.fromisoformat(body["opened"]),
+                dt.datetime.fromisoformat(body["expiry_close"]), data=data, owner=owner,
+                info={"lot": lot})
+            self.structures[position.ref] = position
+            if lot is not None:
+                lot.position = position
+        progress = books["orders"]
+        groups: dict[tuple, list] = {}
+        for row in self.state.orders(self._day.isoformat()):
+            state = progress.get(row.client_order_id)
+            if state is None or state["status"] in FINAL or state["status"] == "dry-run":
+                continue                     # never sent, or done
+            lot = lots.get(row.trade_id)
+            if lot is None or not state["alive"]:     # cancelled by mtbt, or no lot's
+                self._orphan(row, state)
+                continue
+            groups.setdefault(row.trade_id, []).append((row, state))
+        links = []
+        for trade_id, rows in groups.items():
+            links += self._recreate(rows, lots[trade_id], owner, data)
+        return links
+
+    def _recreate(self, rows: list, lot, owner, data) -> list[tuple]:
+        """The working orders of one lot (an exit pair may span two Alpaca orders)."""
+        qty: dict[str, int] = {}
+        for row, _ in rows:
+            for role in {p["role"] for p in row.spec["parts"]}:
+                qty[role] = qty.get(role, 0) + row.spec["qty"]
+        links, made = [], {}
+        for row, state in rows:
+            parts = []
+            for spec_part, (alpaca_id, filled, value, status) in zip(
+                    row.spec["parts"], state["parts"], strict=True):
+                role = spec_part["role"]
+                if role not in made:
+                    made[role] = self._order_for(row, spec_part, qty[role], lot, owner, data)
+                    links.append((lot, role, made[role]))
+                parts.append(Part(made[role], row.client_order_id, alpaca_id, filled, value,
+                                  status, spec_part["leg"]))
+            sent = Sent(row, parts, state["status"])
+            self._track(sent)
+            if state["status"] == "unsent":      # recorded; sent or not before the kill?
+                order = self._lookup(row.client_order_id)
+                if order is None:
+                    self._unsent.append(sent)
+                else:
+                    self._link(sent, order)
+                    self._apply(self._pairs(sent, order))
+        stop = next((o for _, r, o in links if isinstance(o, bt.Order)
+                     and o.exectype == bt.Order.Stop), None)
+        if stop is not None:
+            self._ocoize(stop, None)
+        for _, _, order in links:       # the exit pair cancels each other again
+            if isinstance(order, bt.Order) and order is not stop:
+                self._ocoize(order, stop)
+        return links
+
+    def _order_for(self, row: OrderRow, spec_part: dict, qty: int, lot, owner, data):
+        spec, role = row.spec, spec_part["role"]
+        if "legs" in spec:
+            kind = "open" if spec["legs"][0]["position_intent"].endswith("open") else "close"
+            order = StructureOrder(owner, data, kind, lot.structure, spec["qty"],
+                                   position=lot.position, info={"lot": lot, "role": role})
+            order.status = order.Accepted
+            return order
+        if spec["kind"] == "oco":
+            exectype = bt.Order.Stop if spec_part["leg"] else bt.Order.Limit
+            price = spec["stop_price"] if spec_part["leg"] else spec["limit_price"]
+        else:
+            exectype, price = _EXEC[spec["kind"]], spec.get("stop_price",
+                                                            spec.get("limit_price"))
+        cls = bt.BuyOrder if spec["side"] == "buy" else bt.SellOrder
+        order = cls(owner=owner, data=data, size=qty, price=price, exectype=exectype)
+        order.addinfo(lot=lot, role=role)
+        order.submit(self)
+        order.accept(self)
+        order.client_order_id = row.client_order_id
+        self.orders.append(order)
+        return order
+
+    def _orphan(self, row: OrderRow, state: dict) -> None:
+        """An order mtbt no longer wants (cancelled, or of no lot): cancel it at Alpaca if
+        it still works; report a fill it got after the checkpoint."""
+        order = self._lookup(row.client_order_id)
+        if order is None:
+            return
+        status = str(order.status.value)
+        if status not in FINAL:
+            self._cancel_remote(str(order.id))
+        filled = float(order.filled_qty or 0)
+        if filled > sum(p[1] for p in state["parts"][:1]):
+            text = f"{row.client_order_id} filled {filled:g} after the last checkpoint"
+            log.error("ORPHAN %s: no lot refers to it; check the position", text)
+            self.orphans.append(text)

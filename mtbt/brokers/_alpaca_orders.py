@@ -1,0 +1,113 @@
+"""What an mtbt order looks like on Alpaca: client ids, order specs and alpaca-py requests.
+
+A *spec* is the JSON-able description of one Alpaca order (recorded in the state file before
+it is sent, and turned into an alpaca-py request here):
+
+- ``{"kind": "market" | "limit" | "stop", "symbol", "side", "qty", "limit_price"?,
+  "stop_price"?}``: a simple equity order;
+- ``{"kind": "oco", ..., "limit_price", "stop_price"}``: Alpaca's one-cancels-other pair (a
+  take-profit limit, the parent, and a stop, its leg) for the same quantity;
+- ``{"kind": "mleg", "qty", "legs": [{"symbol", "ratio_qty", "side", "position_intent"}]}``:
+  an option structure as one multi-leg market order; a one-leg structure is
+  ``{"kind": "option", "symbol", "side", "qty", "position_intent", "legs"}``.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import warnings
+
+with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
+    warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
+    from alpaca.trading.enums import OrderClass, OrderSide, PositionIntent, TimeInForce
+    from alpaca.trading.requests import (
+        LimitOrderRequest,
+        MarketOrderRequest,
+        OptionLegRequest,
+        StopLossRequest,
+        StopOrderRequest,
+        TakeProfitRequest,
+    )
+
+_OCC = re.compile(r"^([A-Z.]{1,6})(\d{6})([CP])(\d{8})$")
+
+
+def client_order_id(day: dt.date, seq: int, trade_id: int | None, role: str) -> str:
+    """``mtbt-YYYYMMDD-SEQ-tTRADE-ROLE``: unique per day and sequence, readable in Alpaca's
+    dashboard, and the same on every retry of one submit."""
+    trade = "x" if trade_id is None else str(trade_id)
+    return f"mtbt-{day:%Y%m%d}-{seq:04d}-t{trade}-{role}"
+
+
+def occ_symbol(root: str, expiry: dt.date, right: str, strike: float) -> str:
+    """The OCC option symbol, e.g. ``SPY250829C00645000``."""
+    return f"{root}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"
+
+
+def parse_occ(symbol: str) -> tuple[str, dt.date, str, float] | None:
+    """(root, expiry, right, strike) of an OCC symbol, or None for anything else."""
+    m = _OCC.match(symbol)
+    if m is None:
+        return None
+    expiry = dt.datetime.strptime(m.group(2), "%y%m%d").date()
+    return m.group(1), expiry, m.group(3), int(m.group(4)) / 1000
+
+
+def structure_spec(root: str, structure, contracts: int, kind: str) -> dict:
+    """The spec that opens (``kind`` "open") or closes a structure: one multi-leg order, or
+    a simple option order for a one-leg structure (Alpaca's mleg needs 2 to 4 legs)."""
+    legs = []
+    for leg in structure.legs:
+        buy = (leg.qty > 0) == (kind == "open")
+        intent = ("buy" if buy else "sell") + ("_to_open" if kind == "open" else "_to_close")
+        legs.append({"symbol": occ_symbol(root, leg.expiry, leg.right, leg.strike),
+                     "ratio_qty": abs(leg.qty), "side": "buy" if buy else "sell",
+                     "position_intent": intent})
+    if len(legs) == 1:
+        leg = legs[0]
+        return {"kind": "option", "symbol": leg["symbol"], "side": leg["side"],
+                "qty": contracts * leg["ratio_qty"], "position_intent": leg["position_intent"],
+                "legs": legs}
+    return {"kind": "mleg", "qty": contracts, "legs": legs}
+
+
+def to_request(spec: dict, client_id: str):
+    """The alpaca-py request for a spec (day orders)."""
+    common = dict(qty=spec["qty"], time_in_force=TimeInForce.DAY, client_order_id=client_id)
+    kind = spec["kind"]
+    if kind == "mleg":
+        legs = [OptionLegRequest(symbol=leg["symbol"], ratio_qty=leg["ratio_qty"],
+                                 side=OrderSide(leg["side"]),
+                                 position_intent=PositionIntent(leg["position_intent"]))
+                for leg in spec["legs"]]
+        return MarketOrderRequest(order_class=OrderClass.MLEG, legs=legs, **common)
+    common |= dict(symbol=spec["symbol"], side=OrderSide(spec["side"]))
+    if kind == "option":
+        return MarketOrderRequest(position_intent=PositionIntent(spec["position_intent"]),
+                                  **common)
+    if kind == "market":
+        return MarketOrderRequest(**common)
+    if kind == "limit":
+        return LimitOrderRequest(limit_price=spec["limit_price"], **common)
+    if kind == "stop":
+        return StopOrderRequest(stop_price=spec["stop_price"], **common)
+    if kind == "oco":
+        return LimitOrderRequest(order_class=OrderClass.OCO,
+                                 take_profit=TakeProfitRequest(limit_price=spec["limit_price"]),
+                                 stop_loss=StopLossRequest(stop_price=spec["stop_price"]),
+                                 **common)
+    raise ValueError(f"unknown order kind {kind!r}")
+
+
+def describe(spec: dict) -> str:
+    """One line for the session log, e.g. ``sell 50 SPY stop 512.30``."""
+    if "legs" in spec:
+        legs = " / ".join(f"{leg['side']} {leg['ratio_qty']} {leg['symbol']}"
+                          for leg in spec["legs"])
+        return f"{spec['kind']} x{spec['qty']}: {legs}"
+    text = f"{spec['side']} {spec['qty']} {spec['symbol']} {spec['kind']}"
+    if "limit_price" in spec:
+        text += f" limit {spec['limit_price']:.2f}"
+    if "stop_price" in spec:
+        text += f" stop {spec['stop_price']:.2f}"
+    return text

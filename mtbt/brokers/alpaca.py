@@ -1,0 +1,473 @@
+"""AlpacaBroker: the backtest broker's books, with orders executed by an Alpaca paper account.
+
+The books (cash, positions, option structures, commissions, marks) are ``BacktestBroker``'s
+own, so a fill changes them exactly as in a backtest; only *who fills* differs. Orders are
+collected while the strategy handles a bar and sent when it is done (``transmit``):
+
+- market, limit and stop orders become simple Alpaca orders; a stop and a limit that cancel
+  each other (the scaling exits) become Alpaca's ``oco`` pair for the limit's quantity, plus a
+  plain stop for the rest when the stop covers more (Alpaca will not let two open orders sell
+  the same shares); the trail and the breakeven move are mtbt's own cancel-and-replace;
+- an option structure opens and closes as one multi-leg (``mleg``) market order.
+
+Every order gets a deterministic ``client_order_id`` (``_alpaca_orders.client_order_id``),
+written to the state file before it is sent: a retried submit is refused as a duplicate and
+the order is found by that id. Fills come from the ``trade_updates`` stream and from Alpaca's
+order list (checked at every bar while orders work, and after every reconnect); each order's
+cumulative filled quantity is the truth, so a fill event sent twice, out of order or lost
+changes nothing. Fills are applied at the start of the next bar, as in a backtest.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+import warnings
+
+import backtrader as bt
+
+from mtbt.brokers import _alpaca_orders as wire
+from mtbt.brokers._alpaca_books import FINAL, Books, Part, Sent
+from mtbt.brokers.backtest import BacktestBroker
+from mtbt.live.state import OrderRow, StateStore
+from mtbt.options.book import LegFill, StructureOrder
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
+    from alpaca.common.exceptions import APIError
+    from alpaca.trading.requests import GetOrdersRequest
+
+log = logging.getLogger("mtbt.live")
+
+
+class AlpacaBroker(Books, BacktestBroker):
+    """Backtest books, Alpaca execution (see the module docstring).
+
+    Params:
+      - ``store``: the ``AlpacaStore``
+      - ``state``: the ``StateStore`` (SQLite) of the session
+      - ``symbol``: the underlying's ticker (and the option root)
+      - ``day``: the session date (client ids and the state file's orders are per day)
+      - ``dry_run``: log would-be orders instead of sending them
+    """
+
+    params = (("store", None), ("state", None), ("symbol", "SPY"), ("day", None),
+              ("dry_run", False))
+
+    def start(self) -> None:
+        super().start()
+        self.state: StateStore = self.p.state or StateStore(":memory:")
+        self._day: dt.date = self.p.day or dt.date.today()
+        self._outbox: list = []
+        self._sent: dict[str, Sent] = {}
+        self._by_alpaca: dict[str, Part] = {}
+        self._by_ref: dict[int, list[Part]] = {}
+        self._events: queue.Queue = queue.Queue()
+        self._reconcile = threading.Event()
+        self._reconcile.set()                      # before the first order
+        self._seq = self.state.next_seq(self._day.isoformat())
+        self.duplicates_caught = 0
+        self.executions: set[str] = set()          # execution ids seen on the stream
+        self.send_seconds: list[float] = []         # time of each submit call
+        self._cancels: list[str] = []
+        self._unsent: list[Sent] = []
+        self.orphans: list[str] = []
+        store = self.p.store
+        if store is not None:
+            store.trade_stream.subscribe_trade_updates(self._on_trade_update)
+            store.trade_stream.on_connect.append(self._reconcile.set)
+            store.start_stream(store.trade_stream)
+
+    # -- orders from the strategy ------------------------------------------------------------
+    def submit(self, order, check: bool = True):
+        order.submit(self)
+        self.orders.append(order)
+        self.notify(order)
+        self._outbox.append(order)
+        return order
+
+    def _queue(self, order: StructureOrder) -> StructureOrder:
+        self._outbox.append(order)
+        return order
+
+    def cancel(self, order, bracket: bool = False) -> None:
+        if order in self._outbox:
+            self._outbox.remove(order)         # never recorded, never sent
+        else:
+            self._cancels += self._remote_ids(order)
+        if order.alive():
+            order.cancel()
+            self.notify(order)
+
+    # -- sending: prepare (record) before the checkpoint, transmit after -------------------
+    def prepare(self) -> None:
+        """Give the orders made on this bar their client ids and record them in the state
+        file (before the checkpoint that refers to them)."""
+        outbox, self._outbox = self._outbox, []
+        taken: set[int] = set()
+        rows = []
+        for order in outbox:
+            if order.ref in taken or not order.alive():
+                continue
+            if isinstance(order, StructureOrder):
+                spec = wire.structure_spec(self.p.symbol, order.structure, order.contracts,
+                                           order.kind)
+                units = [(spec, order, [Part(order, "")])]
+            else:
+                partner = self._oco_partner(order, outbox)
+                if partner is not None:
+                    taken.add(partner.ref)
+                    units = self._exit_pair(order, partner)
+                else:
+                    units = [(self._simple_spec(order), order, [Part(order, "")])]
+            rows += [self._register(spec, owner, parts) for spec, owner, parts in units]
+        if rows:
+            self.state.record_orders(rows)
+
+    def transmit(self) -> None:
+        """Send the cancels and the recorded orders of this bar (reconciling first when a
+        reconnect or the start asks for it)."""
+        data = getattr(self.p.store, "data", None)
+        if self._reconcile.is_set() and (data is None or data.live):
+            self.reconcile()             # not while history replays: the books are not back
+        cancels, self._cancels = list(dict.fromkeys(self._cancels)), []
+        for alpaca_id in cancels:
+            self._cancel_remote(alpaca_id)
+        unsent, self._unsent = self._unsent, []
+        for sent in unsent:
+            self._send(sent)
+
+    def _oco_partner(self, order, outbox: list):
+        group = self._ocol.get(self._ocos.get(order.ref, order.ref), [])
+        for other in outbox:
+            if other is not order and other.ref in group and isinstance(other, bt.Order):
+                return other
+        return None
+
+    def _simple_spec(self, order) -> dict:
+        spec = {"kind": {bt.Order.Market: "market", bt.Order.Limit: "limit",
+                         bt.Order.Stop: "stop"}[order.exectype],
+                "symbol": self.p.symbol, "side": "buy" if order.isbuy() else "sell",
+                "qty": abs(int(order.created.size))}
+        if order.exectype == bt.Order.Limit:
+            spec["limit_price"] = round(order.created.price, 2)
+        elif order.exectype == bt.Order.Stop:
+            spec["stop_price"] = round(order.created.price, 2)
+        return spec
+
+    def _exit_pair(self, a, b) -> list:
+        """A stop and a limit that cancel each other: an oco for the limit's quantity, plus
+        a plain stop for the rest of the stop's."""
+        stop, limit = (a, b) if a.exectype == bt.Order.Stop else (b, a)
+        qty_limit, qty_stop = abs(int(limit.created.size)), abs(int(stop.created.size))
+        spec = {"kind": "oco", "symbol": self.p.symbol,
+                "side": "buy" if limit.isbuy() else "sell", "qty": min(qty_limit, qty_stop),
+                "limit_price": round(limit.created.price, 2),
+                "stop_price": round(stop.created.price, 2)}
+        units = [(spec, limit, [Part(limit, ""), Part(stop, "", leg=True)])]
+        if qty_stop > qty_limit:
+            rest = self._simple_spec(stop) | {"qty": qty_stop - qty_limit}
+            units.append((rest, stop, [Part(stop, "")]))
+        return units
+
+    def _register(self, spec: dict, owner, parts: list[Part]) -> OrderRow:
+        lot, role = owner.info.get("lot"), owner.info.get("role", "order")
+        trade_id = getattr(lot, "trade_id", None)
+        client_id = wire.client_order_id(self._day, self._seq, trade_id, role)
+        spec = spec | {"parts": [{"role": p.target.info.get("role", role), "leg": p.leg}
+                                 for p in parts]}
+        row = OrderRow(client_id, self._seq, self._day.isoformat(), trade_id, role, spec)
+        self._seq += 1
+        sent = Sent(row, parts, "unsent")
+        self._track(sent)
+        self._unsent.append(sent)
+        return row
+
+    def _track(self, sent: Sent) -> None:
+        self._sent[sent.row.client_order_id] = sent
+        for part in sent.parts:
+            part.client_id = sent.row.client_order_id
+            self._by_ref.setdefault(part.target.ref, []).append(part)
+            if part.alpaca_id:
+                self._by_alpaca[part.alpaca_id] = part
+            if not getattr(part.target, "client_order_id", None):
+                part.target.client_order_id = sent.row.client_order_id
+
+    def _send(self, sent: Sent) -> None:
+        client_id, spec = sent.row.client_order_id, sent.row.spec
+        if self.p.dry_run:
+            log.info("WOULD SEND %s %s", client_id, wire.describe(spec))
+            sent.status = "dry-run"
+            self._accept(sent.parts)
+            return
+        started = time.perf_counter()
+        try:
+            order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
+        except APIError as exc:
+            order = self._after_refusal(sent, exc)
+            if order is None:
+                return
+        except Exception as exc:  # noqa: BLE001 - network gone after every retry
+            log.error("SEND %s failed: %s; looking it up", client_id, type(exc).__name__)
+            order = self._lookup(client_id)
+            if order is None:
+                self._refuse(sent, f"not sent ({type(exc).__name__})")
+                return
+        self.send_seconds.append(time.perf_counter() - started)
+        log.info("SENT %s %s", client_id, wire.describe(spec))
+        self._link(sent, order)
+        self._accept(sent.parts)
+        self._apply(self._pairs(sent, order))
+
+    def _after_refusal(self, sent: Sent, exc: APIError):
+        """A 4xx: a duplicate client id means an earlier try got through; anything else is
+        a refusal the strategy hears about."""
+        client_id = sent.row.client_order_id
+        text = _error_text(exc)
+        if exc.status_code == 422 and "client_order_id" in text:
+            self.duplicates_caught += 1
+            log.warning("SEND %s: already at Alpaca (a retried submit); using it", client_id)
+            return self._lookup(client_id)
+        log.warning("SEND %s refused: HTTP %s %s", client_id, exc.status_code, text)
+        self._refuse(sent, text)
+        return None
+
+    def _lookup(self, client_id: str):
+        try:
+            return self.p.store.trading.get_order_by_client_id(client_id)
+        except APIError as exc:
+            if exc.status_code == 404:
+                return None
+            raise
+
+    def _refuse(self, sent: Sent, why: str) -> None:
+        sent.status = "rejected"
+        for part in sent.parts:
+            part.status = "rejected"
+            target = part.target
+            if target.alive():
+                target.status = target.Rejected
+                self.notify(target)
+
+    def _accept(self, parts: list[Part]) -> None:
+        for part in parts:
+            target = part.target
+            if isinstance(target, bt.Order) and target.status == target.Submitted:
+                target.accept(self)
+                self.notify(target)
+            elif isinstance(target, StructureOrder):
+                target.status = target.Accepted
+
+    def _link(self, sent: Sent, order) -> None:
+        parent = sent.parts[0]
+        parent.alpaca_id = str(order.id)
+        self._by_alpaca[parent.alpaca_id] = parent
+        legs = order.legs or []
+        for part in sent.parts[1:]:
+            if part.leg and legs:
+                part.alpaca_id = str(legs[0].id)
+                self._by_alpaca[part.alpaca_id] = part
+
+    # -- cancelling --------------------------------------------------------------------------
+    def _remote_ids(self, order) -> list[str]:
+        """The Alpaca orders to cancel for a backtrader order (an oco through its parent)."""
+        ids = []
+        for part in self._by_ref.get(order.ref, []):
+            sent = self._sent[part.client_id]
+            if part.status in FINAL or sent.parts[0].status in FINAL:
+                continue
+            if sent in self._unsent:
+                self._unsent.remove(sent)               # recorded, not sent yet: keep it so
+                sent.status = "canceled"
+                for other in sent.parts:
+                    other.status = "canceled"
+            elif sent.parts[0].alpaca_id:
+                ids.append(sent.parts[0].alpaca_id)
+        return ids
+
+    def _cancel_remote(self, alpaca_id: str) -> None:
+        if self.p.dry_run:
+            log.info("WOULD CANCEL %s", alpaca_id)
+            return
+        try:
+            self.p.store.trading.cancel_order_by_id(alpaca_id)
+        except APIError as exc:
+            log.warning("CANCEL %s: HTTP %s %s", alpaca_id, exc.status_code, _error_text(exc))
+
+    # -- fills -----------------------------------------------------------------------------
+    async def _on_trade_update(self, update) -> None:
+        self._events.put(update)
+
+    def next(self) -> None:
+        self._apply_updates()
+        super().next()
+
+    def _apply_updates(self) -> None:
+        """Apply every fill known now: stream events, then Alpaca's order list."""
+        pairs = []
+        while True:
+            try:
+                update = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if update.execution_id is not None:
+                self.executions.add(str(update.execution_id))
+            part = self._by_alpaca.get(str(update.order.id))
+            if part is not None and not isinstance(part.target, StructureOrder):
+                pairs.append((part, update.order))
+        self._apply(pairs)
+        self.poll()
+
+    def poll(self) -> None:
+        """Bring every working order up to date from Alpaca's order list."""
+        working = [s for s in self._sent.values()
+                   if any(p.status not in FINAL and p.alpaca_id for p in s.parts)]
+        if not working or self.p.dry_run:
+            return
+        request = GetOrdersRequest(status="all", limit=500, nested=True,
+                                   after=dt.datetime.combine(self._day, dt.time(0))
+                                   - dt.timedelta(days=1))
+        found = {str(o.client_order_id): o for o in self.p.store.trading.get_orders(request)}
+        pairs = []
+        for sent in working:
+            order = found.get(sent.row.client_order_id) or self._lookup(
+                sent.row.client_order_id)
+            if order is not None:
+                pairs += self._pairs(sent, order)
+        self._apply(pairs)
+
+    def _pairs(self, sent: Sent, order) -> list:
+        """(part, Alpaca order) for each part of a sent order (structures are booked here:
+        they fill whole)."""
+        sent.status = str(order.status.value)
+        if isinstance(sent.parts[0].target, StructureOrder):
+            self._update_structure(sent, order)
+            return []
+        legs = order.legs or []
+        return [(sent.parts[0], order)] + [(part, legs[0]) for part in sent.parts[1:]
+                                           if part.leg and legs]
+
+    def _apply(self, pairs: list) -> None:
+        """Fills first (all parts of one order summed into one execution, as a backtest
+        fills it), then cancellations, expiries and rejections."""
+        fills: dict[int, list] = {}
+        for part, order in pairs:
+            qty = float(order.filled_qty or 0)
+            if qty > part.filled_qty + 1e-9:      # cumulative: repeats and old events add 0
+                value = qty * float(order.filled_avg_price)
+                entry = fills.setdefault(part.target.ref, [part.target, 0.0, 0.0])
+                entry[1] += qty - part.filled_qty
+                entry[2] += value - part.filled_value
+                part.filled_qty, part.filled_value = qty, value
+            part.status = str(order.status.value)
+            sent = self._sent[part.client_id]
+            sent.status = sent.parts[0].status
+        for target, qty, value in fills.values():
+            self._fill(target, int(round(qty)), value / qty)
+        for part, _ in pairs:
+            if part.status in ("canceled", "expired", "rejected") and part.target.alive():
+                self._close_unfilled(part.target, part.status)
+
+    def _fill(self, order, qty: int, price: float) -> None:
+        siblings = self._oco_siblings(order)
+        self.p.filler = lambda _order, _price, _ago: qty
+        try:
+            self._execute(order, ago=0, price=price)
+        finally:
+            self.p.filler = None
+        log.info("FILL %s %s %d @ %.4f", getattr(order, "client_order_id", "?"),
+                 "buy" if order.isbuy() else "sell", qty, price)
+        for other in siblings:     # backtrader's oco: the others are cancelled, silently
+            if other.alive():
+                self._cancels += self._remote_ids(other)
+                other.cancel()
+
+    def _oco_siblings(self, order) -> list:
+        group = self._ocol.get(self._ocos.get(order.ref), [])
+        return [o for o in self.orders if o.ref in group and o.ref != order.ref]
+
+    def _close_unfilled(self, order, status: str) -> None:
+        if any(p.status not in FINAL for p in self._by_ref.get(order.ref, [])):
+            return                   # another part of it still works
+        {"canceled": order.cancel, "expired": order.expire}.get(status, order.reject)()
+        self.notify(order)
+
+    def _update_structure(self, sent: Sent, order) -> None:
+        part, target = sent.parts[0], sent.parts[0].target
+        status = str(order.status.value)
+        part.status = sent.status = status
+        if status == "filled" and part.filled_qty == 0:
+            part.filled_qty = float(order.filled_qty or 0)
+            self._complete_structure_fill(target, order)
+        elif status in ("canceled", "expired", "rejected") and target.alive():
+            target.status = target.Canceled if status == "canceled" else target.Rejected
+            self.notifs.append(target)
+
+    def _complete_structure_fill(self, order: StructureOrder, alpaca_order) -> None:
+        data = order.data
+        now = data.datetime.datetime(0)
+        prices = {leg.symbol: float(leg.filled_avg_price) for leg in alpaca_order.legs or []}
+        if not prices:                                   # a one-leg structure
+            prices = {alpaca_order.symbol: float(alpaca_order.filled_avg_price)}
+        sign = 1 if order.kind == "open" else -1
+        legs, premium = [], 0.0
+        for leg in order.structure.legs:
+            price = prices[wire.occ_symbol(self.p.symbol, leg.expiry, leg.right, leg.strike)]
+            premium += leg.qty * price
+            legs.append(LegFill(leg.right, leg.strike, leg.expiry,
+                                sign * leg.qty * order.contracts, price))
+        chain = self.chain(data, now, data.open[0], order.structure.expiry)
+        fees = order.structure.fees(chain) * order.contracts
+        if order.kind == "close" and order.position.ref not in self.structures:
+            log.error("FILL %s closes a structure mtbt no longer holds", alpaca_order.id)
+            return
+        log.info("FILL %s %s x%d @ %.4f", alpaca_order.client_order_id, order.structure.name,
+                 order.contracts, premium)
+        self._complete_structure(order, tuple(legs), premium, fees, now, check_margin=False)
+
+    # -- reconciliation --------------------------------------------------------------------
+    def reconcile(self) -> None:
+        """Bring every order of ours up to date and compare positions with Alpaca's
+        (on start and after every trade-stream reconnect, before any new order)."""
+        self._reconcile.clear()
+        if self.p.dry_run or self.p.store is None:
+            return
+        self.poll()
+        held = {p.symbol: abs(float(p.qty)) * (1 if str(p.side.value) == "long" else -1)
+                for p in self.p.store.trading.get_all_positions()}
+        ours = self.positions_by_symbol()
+        for symbol, qty in held.items():
+            mine = ours.get(symbol, 0)
+            if abs(qty - mine) > 1e-9:
+                note = ("opened outside mtbt: left alone" if mine == 0
+                        else f"mtbt holds {mine:g}: the difference is not mtbt's")
+                log.warning("POSITION %s %g at Alpaca, %s", symbol, qty, note)
+        for symbol, mine in ours.items():
+            if symbol not in held and mine:
+                log.error("POSITION %s: mtbt's books hold %g, Alpaca holds none", symbol, mine)
+
+    def positions_by_symbol(self) -> dict[str, float]:
+        """What mtbt's books hold, by Alpaca symbol (shares and option contracts)."""
+        out: dict[str, float] = {}
+        for position in self.positions.values():
+            if position.size:
+                out[self.p.symbol] = out.get(self.p.symbol, 0) + position.size
+        for held in self.structures.values():
+            for leg in held.structure.legs:
+                symbol = wire.occ_symbol(self.p.symbol, leg.expiry, leg.right, leg.strike)
+                out[symbol] = out.get(symbol, 0) + leg.qty * held.contracts
+        return out
+
+    def working_orders(self) -> list[str]:
+        """Client ids of the orders still working at Alpaca."""
+        return [s.row.client_order_id for s in self._sent.values()
+                if any(p.status not in FINAL for p in s.parts)]
+
+
+def _error_text(exc: APIError) -> str:
+    try:
+        return str(exc.message)
+    except Exception:  # noqa: BLE001 - a body that is not Alpaca's JSON
+        return str(exc)[:200]

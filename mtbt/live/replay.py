@@ -1,0 +1,76 @@
+"""``mtbt paper --replay``: rehearse a recorded day against the local Alpaca simulator.
+
+The paper trader runs exactly as it would against Alpaca (real alpaca-py clients, REST and
+both websockets) but on 127.0.0.1, with no keys: the simulator (``mtbt.sim``) serves the
+warm-up sessions as history, streams the day's bars and fills orders with the backtest's
+fill rules and costs. It paces bars in lockstep with the trader (each bar waits until the
+trader has handled the previous one) and, with ``speed`` N, at most N times real time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from pathlib import Path
+
+from feeds.loader import load_market_data
+from feeds.parquet import read_bars, regular_hours
+from mtbt.config import RunConfig
+from mtbt.errors import ConfigError, DataError
+from mtbt.live.session import PaperResult, run_paper
+from mtbt.runner import chain_model
+from mtbt.sim import Faults, Simulator
+from mtbt.stores.alpaca import AlpacaStore, Endpoints
+
+REPLAY_KEYS = ("replay-key", "replay-secret")
+
+
+def replay_config(cfg: RunConfig, bars: str | Path, day: dt.date | None = None,
+                  vix: str | Path | None = None) -> RunConfig:
+    """The run with ``[data]`` pointing at the recorded day (default: its last session)."""
+    data = cfg.data.model_copy(update={"bars": str(bars)} | ({"vix": str(vix)} if vix else {}))
+    if not data.vix:
+        raise ConfigError("--replay needs daily VIX closes: set [data] vix or pass --vix")
+    day = day or data.start
+    if day is None:
+        day = regular_hours(read_bars(bars, bar_label=data.bar_label)).index[-1].date()
+    return cfg.model_copy(update={"data": data.model_copy(update={"start": day, "end": day})})
+
+
+def simulator(cfg: RunConfig, faults: Faults | None = None,
+              keys: tuple[str, str] = REPLAY_KEYS) -> Simulator:
+    """A simulator of ``cfg``'s ``[data]`` day: the warm-up sessions as history, the day
+    streamed, the run's slippage, cash and option chain."""
+    market = load_market_data(cfg.data)
+    day = market.trade_from
+    today = market.bars.index[market.bars.index.normalize().tz_localize(None)
+                              >= dt.datetime.combine(day, dt.time(0))]
+    if len(today) == 0:
+        raise DataError(f"{cfg.data.bars}: no bars on {day}")
+    return Simulator(market.bars, start=today[0], symbol=cfg.strategy.symbol,
+                     cash=cfg.risk_management.account_size,
+                     slippage=cfg.costs.slippage_per_share, chain_model=chain_model(cfg),
+                     faults=faults, keys=keys)
+
+
+def replay(cfg: RunConfig, *, speed: float = 0.0, faults: Faults | None = None,
+           sim: Simulator | None = None, stop: threading.Event | None = None,
+           **paper) -> PaperResult:
+    """Run the paper trader on ``cfg``'s ``[data]`` day (see ``replay_config``) against a
+    local simulator (``sim``, default a new one with ``faults``); ``paper`` goes to
+    ``run_paper`` (log_dir, state_path, dry_run, ...)."""
+    sim = sim or simulator(cfg, faults)
+    halt = threading.Event()
+    with sim:
+        pacer = threading.Thread(target=sim.run, kwargs=dict(speed=speed, stop=halt),
+                                 name="sim-pacer", daemon=True)
+        pacer.start()
+        endpoints = Endpoints(sim.trading_url, sim.data_url, sim.trade_stream_url,
+                              sim.data_stream_url)
+        store = AlpacaStore(sim.keys, endpoints, paper_mode=cfg.deployment.paper_mode,
+                            ready_url=f"{sim.trading_url}/_sim/ready")
+        stall = max(1.0, 120.0 / speed) if speed else 1.0
+        try:
+            return run_paper(cfg, store=store, stall=stall, stop=stop, **paper)
+        finally:
+            halt.set()
+            pacer.join(timeout=5)

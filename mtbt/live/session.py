@@ -1,0 +1,196 @@
+"""One paper-trading session: ``run_paper`` (``python -m mtbt paper``).
+
+The run's own strategy, sizer, risk limits and analyzers (``runner.build_cerebro``) on an
+``AlpacaData`` feed and an ``AlpacaBroker``. Session times come from Alpaca's clock and
+calendar; the feed backfills ``warmup_sessions`` of history, then trades today's session
+live and ends after its last bar. After every bar the state file gets a checkpoint (before
+that bar's orders are sent) and the session files a balance row; a restart the same day
+resumes from the checkpoint. SIGINT/SIGTERM end the session cleanly: working orders are
+cancelled, what mtbt opened is closed (unless ``keep_positions``), the files are written.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from analyzers.daily import daily_table
+from analyzers.summary import summarize
+from feeds.parquet import read_daily
+from mtbt._version import __version__
+from mtbt.config import RunConfig
+from mtbt.errors import BrokerError, ConfigError
+from mtbt.live.logs import SessionFiles, session_id
+from mtbt.live.shutdown import close_out
+from mtbt.live.state import StateStore
+from mtbt.runner import build_cerebro, chain_model
+from mtbt.sessions import NY
+from mtbt.stores.alpaca import AlpacaStore
+
+log = logging.getLogger("mtbt.live")
+_MINUTE = dt.timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """What a session did and where its files are."""
+
+    session: str
+    folder: Path
+    trades: pd.DataFrame
+    summary: dict
+    stopped_by: str          # "session end" or the signal's name
+
+
+def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool = False,
+              keep_positions: bool = False, log_dir: str | Path = "logs/live_trading",
+              state_path: str | Path | None = None, stall: float = 90.0,
+              stop: threading.Event | None = None) -> PaperResult:
+    """Trade today's session on the Alpaca paper account (see the module docstring).
+
+    ``store`` defaults to one from the environment (keys, endpoints); ``state_path`` to
+    ``<log_dir>/state.sqlite`` (``dry_run`` keeps state in memory and sends nothing).
+    """
+    store = store or AlpacaStore(paper_mode=cfg.deployment.paper_mode)
+    folder = Path(log_dir)
+    name = session_id()
+    secrets = store.secrets() + (os.environ.get("POLYGON_API_KEY", ""),)
+    files = SessionFiles(folder, name, secrets)
+    state = StateStore(":memory:" if dry_run else state_path or folder / "state.sqlite")
+    stop = stop or threading.Event()
+    stopped_by = ["session end"]
+    try:
+        today, session, calendar, history_start = _session(store, cfg)
+        log.info("mtbt %s paper session %s: %s %s, run %s (%s)%s", __version__, name,
+                 cfg.strategy.symbol, today, cfg.name, cfg.run_id,
+                 " DRY RUN: no order is sent" if dry_run else "")
+        resume, books = _checkpoints(state, today)
+        data = store.getdata(symbol=cfg.strategy.symbol, session=session,
+                             sessions={d: s for d, s in calendar.items() if d <= today},
+                             history_start=history_start, vix=_vix(cfg), stall=stall,
+                             stop=stop)
+        broker = store.getbroker(state=state, symbol=cfg.strategy.symbol, day=today,
+                                 dry_run=dry_run, chain_model=chain_model(cfg))
+        broker.setcash(cfg.risk_management.account_size)
+        cerebro = build_cerebro(cfg, data, first=history_start, last=today, broker=broker,
+                                trade_from=today, session_map=calendar, resume=resume,
+                                resume_books=books)
+
+        def after_bar(last: dt.datetime) -> None:
+            strat = cerebro.runningstrats[0]
+            if strat._live:              # never overwrite a checkpoint before resuming it
+                state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
+                files.bar(last + _MINUTE, strat, broker)
+
+        store.after_bar.append(after_bar)
+        with _signals(stop, stopped_by):
+            (strat,) = cerebro.run()
+        if stopped_by[0] != "session end":
+            log.warning("%s: stopping the session", stopped_by[0])
+            close_out(store, broker, strat, data, keep_positions=keep_positions)
+            state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
+        return _finish(cfg, files, strat, broker, name, folder, stopped_by[0])
+    finally:
+        store.stop()
+        files.close()
+        state.close()
+
+
+def _session(store: AlpacaStore, cfg: RunConfig):
+    """Today by Alpaca's clock, its session, the calendar around it and the first
+    history session."""
+    now = pd.Timestamp(store.now()).tz_convert(NY).tz_localize(None).to_pydatetime()
+    today = now.date()
+    calendar = store.sessions(today - dt.timedelta(days=120), today + dt.timedelta(days=45))
+    session = calendar.get(today)
+    if session is None:
+        raise BrokerError(f"{today} is not a trading session (Alpaca's calendar); "
+                          "start the paper trader on a market day")
+    if now >= session.close:
+        raise BrokerError(f"today's session closed at {session.close:%H:%M} New York time "
+                          f"(Alpaca's clock says {now:%H:%M})")
+    past = sorted(d for d in calendar if d < today)
+    warm = max(cfg.data.warmup_sessions, 20)
+    return today, session, calendar, past[-min(warm, len(past))]
+
+
+def _checkpoints(state: StateStore, today: dt.date) -> tuple[dict | None, dict | None]:
+    """The strategy's and the broker's checkpoints to resume: lots and books only from
+    today; the run's counters (realised PnL, peak, pause) from any day."""
+    snapshot, books = state.load("strategy"), state.load("broker")
+    if snapshot and snapshot.get("day") != today.isoformat():
+        if snapshot["lots"]:
+            log.warning("the checkpoint of %s still had %d open trade(s); check the account",
+                        snapshot["day"], len(snapshot["lots"]))
+        snapshot = snapshot | {"lots": []}
+    if books and books.get("day") != today.isoformat():
+        books = None
+    if snapshot:
+        log.info("resuming from the state file: %d open trade(s)", len(snapshot["lots"]))
+    return snapshot, books
+
+
+def _vix(cfg: RunConfig) -> pd.Series:
+    """Daily VIX closes: ``[data] vix`` (a file) or Polygon's I:VIX with POLYGON_API_KEY."""
+    if cfg.data.vix:
+        return read_daily(cfg.data.vix)
+    if os.environ.get("POLYGON_API_KEY"):
+        from feeds.download import fetch_bars
+
+        today = dt.date.today()
+        out = Path(".mtbt-cache") / f"vix_{today:%Y%m%d}.parquet"
+        if not out.exists():
+            fetch_bars("I:VIX", today - dt.timedelta(days=60), today, timespan="day", out=out)
+        return read_daily(out)
+    raise ConfigError("no daily VIX source: set [data] vix to a VIX parquet file "
+                      "(mtbt data fetch I:VIX ...) or export POLYGON_API_KEY")
+
+
+@contextmanager
+def _signals(stop: threading.Event, stopped_by: list):
+    """SIGINT/SIGTERM set ``stop`` (the feed then ends the run) instead of raising."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame) -> None:
+        stopped_by[0] = signal.Signals(signum).name
+        stop.set()
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, name: str, folder: Path,
+            stopped_by: str) -> PaperResult:
+    start = cfg.risk_management.account_size
+    trades = strat.analyzers.journal.get_frame()
+    equity = strat.analyzers.equity.get_frame()
+    today = pd.Timestamp(broker._day)
+    equity = equity[equity.index.tz_localize(None).normalize() >= today]
+    regimes = strat.analyzers.regime.get_frame()
+    files.write_trades(trades)
+    summary = summarize(trades, equity, start, data=f"alpaca:{cfg.strategy.symbol}",
+                        data_sha256={}, version=__version__)
+    summary |= {"session": name, "stopped_by": stopped_by,
+                "orders_sent": len(broker.send_seconds),
+                "duplicate_submits_caught": broker.duplicates_caught,
+                "orphans": broker.orphans, "open_trades": len(strat._lots),
+                "risk": {"day_pnl": strat.risk.day_pnl, "realized": strat.risk.realized,
+                         "paused": strat.risk.paused}}
+    daily = daily_table(equity, trades, regimes, start) if len(equity) else pd.DataFrame()
+    files.finish(summary, daily, regimes, strat.alerts)
+    log.info("session %s finished (%s): %d trade row(s), pnl %.2f", name, stopped_by,
+             len(trades), summary["total_pnl"] or 0.0)
+    return PaperResult(name, folder, trades, summary, stopped_by)

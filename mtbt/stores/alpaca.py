@@ -1,0 +1,253 @@
+"""AlpacaStore: the alpaca-py clients of one paper-trading session (backtrader's store role).
+
+It owns ``TradingClient(paper=True)``, the ``trade_updates`` stream, the stock and option
+data clients and the stock bar stream, hands out the broker (``getbroker``) and the data feed
+(``getdata``), and refuses to start unless every endpoint is Alpaca's paper or data service
+or a local one (127.0.0.1 / localhost): alpaca-py's ``url_override`` bypasses ``paper=True``,
+so the URLs are checked here. Keys come from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY`` and
+are never printed or logged. Every REST call gets a timeout and retries
+(``mtbt.stores.http``). Endpoints may be redirected with ``MTBT_ALPACA_TRADING_URL``,
+``MTBT_ALPACA_DATA_URL``, ``MTBT_ALPACA_STREAM_URL`` and ``MTBT_ALPACA_DATA_STREAM_URL``
+(the local simulator of ``mtbt paper --replay`` uses them).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from mtbt.errors import BrokerError, ConfigError
+from mtbt.sessions import Session
+from mtbt.stores.http import ResilientSession, harden
+
+with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
+    warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
+    from alpaca.data.historical import OptionHistoricalDataClient, StockHistoricalDataClient
+    from alpaca.data.live import StockDataStream
+    from alpaca.trading.client import TradingClient
+    from alpaca.trading.requests import GetCalendarRequest
+    from alpaca.trading.stream import TradingStream
+
+log = logging.getLogger("mtbt.live")
+
+LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+PAPER_HOSTS = frozenset({"paper-api.alpaca.markets"})
+DATA_HOSTS = frozenset({"data.alpaca.markets", "data.sandbox.alpaca.markets",
+                        "stream.data.alpaca.markets", "stream.data.sandbox.alpaca.markets"})
+_ENV = {"trading": "MTBT_ALPACA_TRADING_URL", "data": "MTBT_ALPACA_DATA_URL",
+        "trade_stream": "MTBT_ALPACA_STREAM_URL", "data_stream": "MTBT_ALPACA_DATA_STREAM_URL"}
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where each client connects (REST base URLs without ``/v2``; full stream URLs)."""
+
+    trading: str = "https://paper-api.alpaca.markets"
+    data: str = "https://data.alpaca.markets"
+    trade_stream: str = "wss://paper-api.alpaca.markets/stream"
+    data_stream: str = "wss://stream.data.alpaca.markets/v2/iex"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Endpoints:
+        """The defaults, replaced by any ``MTBT_ALPACA_*_URL`` that is set."""
+        return cls(**{key: env[name].rstrip("/") for key, name in _ENV.items()
+                      if env.get(name)})
+
+    def check(self) -> None:
+        """Raise ``BrokerError`` unless trading goes to a paper or local host and data to
+        Alpaca's data service or a local host."""
+        for key in ("trading", "trade_stream", "data", "data_stream"):
+            url = getattr(self, key)
+            host = urlsplit(url).hostname or ""
+            allowed = LOCAL_HOSTS | (PAPER_HOSTS if key.startswith("trad") else DATA_HOSTS)
+            if host not in allowed:
+                kind = ("a live-money endpoint" if host.endswith("alpaca.markets")
+                        else "not an Alpaca paper or local endpoint")
+                raise BrokerError(f"refusing to start: {_ENV[key]}={url} is {kind}; "
+                                  "mtbt trades Alpaca paper accounts only")
+
+    @property
+    def local(self) -> bool:
+        return all(urlsplit(getattr(self, k)).hostname in LOCAL_HOSTS for k in _ENV)
+
+
+def keys_from_env(env: Mapping[str, str] = os.environ) -> tuple[str, str]:
+    """(key id, secret) from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``."""
+    missing = [name for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY") if not env.get(name)]
+    if missing:
+        raise ConfigError(f"{' and '.join(missing)} not set: export your Alpaca paper "
+                          "account's keys (or rehearse without keys: mtbt paper --replay "
+                          "BARS.parquet)")
+    return env["ALPACA_API_KEY"], env["ALPACA_SECRET_KEY"]
+
+
+class _Hooks:
+    """Connection callbacks shared by the two stream subclasses."""
+
+    def _hook_init(self) -> None:
+        self.on_connect: list[Callable[[], None]] = []
+        self.on_disconnect: list[Callable[[], None]] = []
+        self.connects = 0
+
+    def _connected(self) -> None:
+        self.connects += 1
+        for callback in self.on_connect:
+            callback()
+
+    async def close(self) -> None:
+        was = getattr(self, "_ws", None) is not None
+        await super().close()
+        if was:
+            for callback in self.on_disconnect:
+                callback()
+
+
+class _TradeStream(_Hooks, TradingStream):
+    """``TradingStream`` that says when it has (re)connected and listens again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._hook_init()
+
+    async def _start_ws(self) -> None:
+        await super()._start_ws()
+        self._connected()
+
+
+class _BarStream(_Hooks, StockDataStream):
+    """``StockDataStream`` that says when it has (re)connected and subscribed again."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._hook_init()
+
+    async def _send_subscribe_msg(self) -> None:
+        await super()._send_subscribe_msg()
+        self._connected()
+
+
+class AlpacaStore:
+    """The clients of one paper session (see the module docstring).
+
+    Parameters
+    ----------
+    keys : (key id, secret); default from the environment.
+    endpoints : default from the environment (``Endpoints.from_env``).
+    timeout : (connect, read) seconds for every REST call.
+    ready_url : the local simulator's pacing route (replay only): told after each bar;
+        with local endpoints it defaults to ``MTBT_SIM_READY_URL``.
+    """
+
+    def __init__(self, keys: tuple[str, str] | None = None,
+                 endpoints: Endpoints | None = None, *, paper_mode: bool = True,
+                 timeout: tuple[float, float] = (5.0, 10.0), ready_url: str | None = None):
+        if not paper_mode:
+            raise ConfigError("[deployment] paper_mode is false: mtbt trades paper accounts "
+                              "only")
+        self.endpoints = endpoints or Endpoints.from_env()
+        self.endpoints.check()
+        self._keys = keys or keys_from_env()
+        key, secret = self._keys
+        self.http = ResilientSession(timeout)
+        self.trading = TradingClient(key, secret, paper=True,
+                                     url_override=self.endpoints.trading)
+        self.data_client = StockHistoricalDataClient(key, secret,
+                                                     url_override=self.endpoints.data)
+        for client in (self.trading, self.data_client):
+            harden(client, self.http)
+        self._option_client: OptionHistoricalDataClient | None = None
+        self.trade_stream = _TradeStream(key, secret, paper=True,
+                                         url_override=self.endpoints.trade_stream)
+        self.data_stream = _BarStream(key, secret, url_override=self.endpoints.data_stream)
+        if ready_url is None and self.endpoints.local:
+            ready_url = os.environ.get("MTBT_SIM_READY_URL") or None
+        self.ready_url = ready_url
+        self.broker = None
+        self.data = None
+        self.after_bar: list[Callable[[dt.datetime], None]] = []
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def option_client(self) -> OptionHistoricalDataClient:
+        """The option data client (created on first use)."""
+        if self._option_client is None:
+            key, secret = self._keys
+            self._option_client = OptionHistoricalDataClient(
+                key, secret, url_override=self.endpoints.data)
+            harden(self._option_client, self.http)
+        return self._option_client
+
+    def secrets(self) -> tuple[str, ...]:
+        """The keys, for scrubbing text that might echo them."""
+        return self._keys
+
+    # -- the trio --------------------------------------------------------------------------
+    def getbroker(self, **kwargs):
+        """The ``AlpacaBroker`` of this store (one per store)."""
+        from mtbt.brokers.alpaca import AlpacaBroker
+
+        if self.broker is None:
+            self.broker = AlpacaBroker(store=self, **kwargs)
+        return self.broker
+
+    def getdata(self, **kwargs):
+        """The ``AlpacaData`` feed of this store (one per store)."""
+        from feeds.alpaca_live import AlpacaData
+
+        if self.data is None:
+            self.data = AlpacaData(store=self, **kwargs)
+        return self.data
+
+    # -- session times from Alpaca ---------------------------------------------------------
+    def now(self) -> dt.datetime:
+        """Alpaca's clock (tz-aware)."""
+        return self.trading.get_clock().timestamp
+
+    def sessions(self, start: dt.date, end: dt.date) -> dict[dt.date, Session]:
+        """Alpaca's calendar from ``start`` to ``end``: ``{date: Session}`` (naive NY)."""
+        days = self.trading.get_calendar(GetCalendarRequest(start=start, end=end))
+        return {d.date: Session(d.date, d.open, d.close) for d in days}
+
+    # -- streams ---------------------------------------------------------------------------
+    def start_stream(self, stream) -> None:
+        """Run a stream in a daemon thread (subscribe its handler first)."""
+        thread = threading.Thread(target=_run_quietly, args=(stream,), daemon=True,
+                                  name=type(stream).__name__)
+        thread.start()
+        self._threads.append(thread)
+
+    def bar_done(self, last_bar: dt.datetime) -> None:
+        """The strategy has finished a bar: record its orders, checkpoint (``after_bar``
+        hooks), send them, then (replay) let the simulator go on."""
+        if self.broker is not None:
+            self.broker.prepare()
+        for hook in self.after_bar:
+            hook(last_bar)
+        if self.broker is not None:
+            self.broker.transmit()
+        if self.ready_url:
+            self.http.post(self.ready_url, json={"t": last_bar.isoformat()})
+
+    def stop(self) -> None:
+        """Stop the streams (idempotent)."""
+        for stream in (self.trade_stream, self.data_stream):
+            loop = getattr(stream, "_loop", None)
+            if loop is not None and loop.is_running():
+                try:
+                    stream.stop()
+                except Exception as exc:   # noqa: BLE001 - shutting down anyway
+                    log.debug("stream stop: %s", type(exc).__name__)
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self.http.close()
+
+
+def _run_quietly(stream) -> None:
+    with warnings.catch_warnings():     # websockets.legacy, inside alpaca-py
+        warnings.simplefilter("ignore", DeprecationWarning)
+        stream.run()
