@@ -37,7 +37,7 @@ with warnings.catch_warnings():
 
 log = logging.getLogger("mtbt.live")
 _MINUTE = dt.timedelta(minutes=1)
-_Bar = tuple  # (naive NY start, open, high, low, close, volume, came from the stream)
+_Bar = tuple  # (naive NY start, open, high, low, close, volume, stream arrival or None)
 
 
 class AlpacaData(bt.feed.DataBase):
@@ -80,7 +80,8 @@ class AlpacaData(bt.feed.DataBase):
         self._end = self.p.session.close - _MINUTE       # start of the session's last bar
         self._waiting_since = time.monotonic()
         self.bars_live = self.bars_backfilled = 0
-        self.arrivals: list[tuple[float, float]] = []    # (bar start num, monotonic arrival)
+        self.last_arrival: float | None = None   # monotonic arrival of the bar being handled
+        self.bar_seconds: list[float] = []       # arrival -> its orders sent, per live bar
         stream = self.p.store.data_stream
         stream.subscribe_bars(self._on_bar, self.p.symbol)
         stream.on_connect.append(self._resync.set)
@@ -101,6 +102,8 @@ class AlpacaData(bt.feed.DataBase):
                                  and not self._ready_sent):
             self._ready_sent = True
             self.p.store.bar_done(self._last_bar)       # send its orders; replay: pace the sim
+            if self.last_arrival is not None:
+                self.bar_seconds.append(time.monotonic() - self.last_arrival)
         while not self._stop.is_set():
             if self._last_bar is not None and self._last_bar >= self._end:
                 return False
@@ -146,8 +149,7 @@ class AlpacaData(bt.feed.DataBase):
         while True:
             start = pd.Timestamp(item[0]).tz_convert(NY).tz_localize(None).to_pydatetime()
             if self._wanted(start):
-                self._pending[start] = (start, *map(float, item[1:6]), True)
-                self.arrivals.append((bt.date2num(start), item[6]))
+                self._pending[start] = (start, *map(float, item[1:6]), item[6])
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
@@ -160,7 +162,9 @@ class AlpacaData(bt.feed.DataBase):
         return session is not None and session.open <= start < session.close
 
     def _deliver(self, bar: _Bar) -> None:
-        start, o, h, low, c, v, streamed = bar
+        start, o, h, low, c, v, arrival = bar
+        streamed = arrival is not None
+        self.last_arrival = arrival
         if streamed and self._laststatus != self.LIVE:
             self._went_live = True
             self.put_notification(self.LIVE)
@@ -198,7 +202,7 @@ class AlpacaData(bt.feed.DataBase):
                     self._pending:
                 self._pending[begin] = (begin, float(bar.open), float(bar.high),
                                         float(bar.low), float(bar.close), float(bar.volume),
-                                        False)
+                                        None)
                 added += 1
         self.bars_backfilled += added
         if added and not self._history:

@@ -111,37 +111,47 @@ def _checkpoint(state: Path) -> dict | None:
     return json.loads(row[0]) if row else None
 
 
+def _sim_env(sim) -> dict:
+    """The environment that points ``mtbt paper`` at a running simulator."""
+    return os.environ | {
+        "ALPACA_API_KEY": KEYS[0], "ALPACA_SECRET_KEY": KEYS[1],
+        "MTBT_ALPACA_TRADING_URL": sim.trading_url, "MTBT_ALPACA_DATA_URL": sim.data_url,
+        "MTBT_ALPACA_STREAM_URL": sim.trade_stream_url,
+        "MTBT_ALPACA_DATA_STREAM_URL": sim.data_stream_url,
+        "MTBT_SIM_READY_URL": f"{sim.trading_url}/_sim/ready"}
+
+
+def _wait_for(state: Path, process, stage: str, seconds: float = 240) -> dict:
+    """The first checkpoint with a lot in ``stage`` (the trader still running)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and process.poll() is None:
+        snap = _checkpoint(state)
+        if snap and any(lot["stage"] == stage for lot in snap["lots"]):
+            return snap
+        time.sleep(0.02)
+    raise AssertionError(f"no {stage} trade before the trader ended ({process.poll()})")
+
+
+@pytest.mark.parametrize("instrument", ["equity", "options"])
 def test_sigkill_mid_day_then_restart_resumes_without_duplicates(shared_data, paper_logs,
-                                                                 tmp_path):
-    cfg = _cfg(shared_data, "equity")
+                                                                 tmp_path, instrument):
+    cfg = _cfg(shared_data, instrument)
     expected = _backtest(cfg, tmp_path / "bt")
     sim = simulator(cfg, keys=KEYS)
-    state, logs = tmp_path / "state.sqlite", paper_logs / "restart"
+    state, logs = tmp_path / "state.sqlite", paper_logs / f"restart_{instrument}"
     halt = threading.Event()
     with sim:
         pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
         pacer.start()
-        env = os.environ | {
-            "ALPACA_API_KEY": KEYS[0], "ALPACA_SECRET_KEY": KEYS[1],
-            "MTBT_ALPACA_TRADING_URL": sim.trading_url, "MTBT_ALPACA_DATA_URL": sim.data_url,
-            "MTBT_ALPACA_STREAM_URL": sim.trade_stream_url,
-            "MTBT_ALPACA_DATA_STREAM_URL": sim.data_stream_url,
-            "MTBT_SIM_READY_URL": f"{sim.trading_url}/_sim/ready"}
-        args = [sys.executable, "-m", "mtbt", "paper", "--set", 'strategy.instrument="equity"',
-                "--vix", cfg.data.vix, "--log-dir", str(logs), "--state", str(state)]
-        out = (tmp_path / "first.out").open("w")
-        first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 240
-        snap = None
-        while time.monotonic() < deadline and first.poll() is None:
-            snap = _checkpoint(state)
-            if snap and any(lot["stage"] == "scaled" for lot in snap["lots"]):
-                break
-            time.sleep(0.02)
-        assert first.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
-        first.send_signal(signal.SIGKILL)
-        first.wait(timeout=30)
-        out.close()
+        env = _sim_env(sim)
+        args = [sys.executable, "-m", "mtbt", "paper", "--set",
+                f'strategy.instrument="{instrument}"', "--vix", cfg.data.vix,
+                "--log-dir", str(logs), "--state", str(state)]
+        with (tmp_path / "first.out").open("w") as out:
+            first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+            _wait_for(state, first, "scaled")
+            first.send_signal(signal.SIGKILL)
+            first.wait(timeout=30)
         killed = _checkpoint(state)          # the last state the killed trader committed
         assert any(lot["stage"] == "scaled" for lot in killed["lots"])
         before = {o.client_order_id for o in sim.orders}
@@ -170,6 +180,43 @@ def test_sigkill_mid_day_then_restart_resumes_without_duplicates(shared_data, pa
     # the restarted session's journal holds the whole day: the backtest's trades
     trades = pd.read_csv(sorted(logs.glob("trades_*.csv"))[-1])
     pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+def test_sigterm_cancels_entries_flattens_and_writes_the_files(shared_data, paper_logs,
+                                                               tmp_path, keep):
+    cfg = _cfg(shared_data, "equity")
+    sim = simulator(cfg, keys=KEYS)
+    state, logs = tmp_path / "state.sqlite", paper_logs / f"sigterm_{keep}"
+    halt = threading.Event()
+    with sim:
+        pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
+        pacer.start()
+        args = [sys.executable, "-m", "mtbt", "paper", "--set", 'strategy.instrument="equity"',
+                "--vix", cfg.data.vix, "--log-dir", str(logs), "--state", str(state)]
+        args += ["--keep-positions"] if keep else []
+        with (tmp_path / "out.txt").open("w") as out:
+            trader = subprocess.Popen(args, env=_sim_env(sim), stdout=out,
+                                      stderr=subprocess.STDOUT)
+            snap = _wait_for(state, trader, "open")
+            trader.send_signal(signal.SIGTERM)
+            assert trader.wait(timeout=60) == 0, (tmp_path / "out.txt").read_text()[-3000:]
+        halt.set()
+        positions = sim.positions()
+        working = [o for o in sim.orders if o.status in ("new", "accepted")]
+    summary = json.loads(next(logs.glob("session_summary_*.json")).read_text())
+    assert summary["stopped_by"] == "SIGTERM"
+    trades = pd.read_csv(next(logs.glob("trades_*.csv")))
+    held = sum(-lot["remaining"] if lot["side"] < 0 else lot["remaining"]
+               for lot in snap["lots"])
+    if keep:     # open trades stay, with their protective exits working at Alpaca
+        assert positions and summary["open_trades"] >= 1 and working
+        assert "shutdown" not in set(trades["exit_reason"])
+    else:
+        assert positions == {} and summary["open_trades"] == 0 and not working
+        assert "shutdown" in set(trades["exit_reason"]) and held != 0
+    for name in ("paper_trading", "balance_progression", "daily", "regime", "alerts"):
+        assert list(logs.glob(f"{name}_*")), name
 
 
 @pytest.mark.parametrize("env, args, message", [

@@ -70,7 +70,8 @@ class AlpacaBroker(Books, BacktestBroker):
         self._seq = self.state.next_seq(self._day.isoformat())
         self.duplicates_caught = 0
         self.executions: set[str] = set()          # execution ids seen on the stream
-        self.send_seconds: list[float] = []         # time of each submit call
+        self.sent = 0
+        self.order_latency: list[float] = []        # bar arrival -> order sent, seconds
         self._cancels: list[str] = []
         self._unsent: list[Sent] = []
         self.orphans: list[str] = []
@@ -202,7 +203,9 @@ class AlpacaBroker(Books, BacktestBroker):
             sent.status = "dry-run"
             self._accept(sent.parts)
             return
-        started = time.perf_counter()
+        data = getattr(self.p.store, "data", None)
+        if data is not None and data.last_arrival is not None:
+            self.order_latency.append(time.monotonic() - data.last_arrival)
         try:
             order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
         except APIError as exc:
@@ -215,7 +218,7 @@ class AlpacaBroker(Books, BacktestBroker):
             if order is None:
                 self._refuse(sent, f"not sent ({type(exc).__name__})")
                 return
-        self.send_seconds.append(time.perf_counter() - started)
+        self.sent += 1
         log.info("SENT %s %s", client_id, wire.describe(spec))
         self._link(sent, order)
         self._accept(sent.parts)

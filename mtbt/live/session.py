@@ -47,6 +47,7 @@ class PaperResult:
     trades: pd.DataFrame
     summary: dict
     stopped_by: str          # "session end" or the signal's name
+    latency: dict            # seconds: "bar_to_order" per order, "bar_handled" per live bar
 
 
 def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool = False,
@@ -96,7 +97,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
             log.warning("%s: stopping the session", stopped_by[0])
             close_out(store, broker, strat, data, keep_positions=keep_positions)
             state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
-        return _finish(cfg, files, strat, broker, name, folder, stopped_by[0])
+        return _finish(cfg, files, strat, broker, data, name, folder, stopped_by[0])
     finally:
         store.stop()
         files.close()
@@ -172,8 +173,17 @@ def _signals(stop: threading.Event, stopped_by: list):
             signal.signal(sig, old)
 
 
-def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, name: str, folder: Path,
-            stopped_by: str) -> PaperResult:
+def latency_ms(seconds: list[float]) -> dict:
+    """n, p50, p99 and max of durations, in milliseconds."""
+    if not seconds:
+        return {"n": 0, "p50": None, "p99": None, "max": None}
+    ms = pd.Series(seconds) * 1000
+    return {"n": len(ms), "p50": round(float(ms.quantile(0.5)), 3),
+            "p99": round(float(ms.quantile(0.99)), 3), "max": round(float(ms.max()), 3)}
+
+
+def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
+            folder: Path, stopped_by: str) -> PaperResult:
     start = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -184,13 +194,16 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, name: str, folde
     summary = summarize(trades, equity, start, data=f"alpaca:{cfg.strategy.symbol}",
                         data_sha256={}, version=__version__)
     summary |= {"session": name, "stopped_by": stopped_by,
-                "orders_sent": len(broker.send_seconds),
+                "orders_sent": broker.sent,
                 "duplicate_submits_caught": broker.duplicates_caught,
                 "orphans": broker.orphans, "open_trades": len(strat._lots),
                 "risk": {"day_pnl": strat.risk.day_pnl, "realized": strat.risk.realized,
-                         "paused": strat.risk.paused}}
+                         "paused": strat.risk.paused},
+                "latency_ms": {"bar_to_order": latency_ms(broker.order_latency),
+                               "bar_handled": latency_ms(data.bar_seconds)}}
     daily = daily_table(equity, trades, regimes, start) if len(equity) else pd.DataFrame()
     files.finish(summary, daily, regimes, strat.alerts)
     log.info("session %s finished (%s): %d trade row(s), pnl %.2f", name, stopped_by,
              len(trades), summary["total_pnl"] or 0.0)
-    return PaperResult(name, folder, trades, summary, stopped_by)
+    samples = {"bar_to_order": broker.order_latency, "bar_handled": data.bar_seconds}
+    return PaperResult(name, folder, trades, summary, stopped_by, samples)

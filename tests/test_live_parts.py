@@ -1,0 +1,180 @@
+"""The paper trader's parts on their own: endpoint and key checks, HTTP retries and timeouts,
+the state file, client ids and order specs, key redaction, lot checkpoints."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+import time
+
+import pytest
+import requests
+from werkzeug import Response
+
+from mtbt.brokers import _alpaca_orders as wire
+from mtbt.errors import BrokerError, ConfigError
+from mtbt.exits import Lot, Stage
+from mtbt.live.logs import Redact
+from mtbt.live.state import OrderRow, StateStore
+from mtbt.options import structures as st
+from mtbt.options.allocator import allocate
+from mtbt.options.chain import ChainModel, SyntheticChain
+from mtbt.stores.alpaca import Endpoints, keys_from_env
+from mtbt.stores.http import ResilientSession
+from mtbt.strategies._resume import lot_body, lot_from
+
+
+@pytest.mark.parametrize("field, url, ok", [
+    ("trading", "https://paper-api.alpaca.markets", True),
+    ("trading", "http://127.0.0.1:8080", True),
+    ("trading", "https://api.alpaca.markets", False),
+    ("trade_stream", "wss://api.alpaca.markets/stream", False),
+    ("trade_stream", "wss://paper-api.alpaca.markets/stream", True),
+    ("data", "https://data.alpaca.markets", True),
+    ("data", "https://paper-api.alpaca.markets.evil.com", False),
+    ("data_stream", "wss://stream.data.alpaca.markets/v2/sip", True),
+    ("trading", "https://data.alpaca.markets", False),     # a data host cannot trade
+])
+def test_only_paper_data_or_local_endpoints_pass(field, url, ok):
+    endpoints = Endpoints(**{field: url})
+    if ok:
+        endpoints.check()
+    else:
+        with pytest.raises(BrokerError, match="refusing to start"):
+            endpoints.check()
+
+
+def test_endpoints_come_from_the_environment():
+    env = {"MTBT_ALPACA_TRADING_URL": "http://127.0.0.1:9/", "MTBT_ALPACA_DATA_URL": ""}
+    endpoints = Endpoints.from_env(env)
+    assert endpoints.trading == "http://127.0.0.1:9"
+    assert endpoints.data == Endpoints().data and not endpoints.local
+
+
+def test_missing_keys_name_the_variables():
+    with pytest.raises(ConfigError, match="ALPACA_SECRET_KEY not set"):
+        keys_from_env({"ALPACA_API_KEY": "k"})
+    assert keys_from_env({"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s"}) == ("k", "s")
+
+
+def test_retries_429_and_5xx_then_succeeds(httpserver):
+    answers = iter([Response("busy", 429), Response("oops", 503), Response("{}", 200)])
+    httpserver.expect_request("/v2/orders").respond_with_handler(lambda _req: next(answers))
+    session = ResilientSession((1, 1), attempts=4, backoff=0.01)
+    assert session.post(httpserver.url_for("/v2/orders"), json={}).status_code == 200
+    assert session.retries == 2
+
+
+def test_gives_up_after_the_attempts_with_the_last_answer(httpserver):
+    httpserver.expect_request("/v2/clock").respond_with_data("down", status=500)
+    session = ResilientSession((1, 1), attempts=3, backoff=0.01)
+    assert session.get(httpserver.url_for("/v2/clock")).status_code == 500
+    assert session.retries == 2
+
+
+def test_a_server_that_never_answers_times_out():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    held = []
+    threading.Thread(target=lambda: held.append(server.accept()), daemon=True).start()
+    session = ResilientSession((0.5, 0.2), attempts=2, backoff=0.01)
+    started = time.monotonic()
+    with pytest.raises(requests.Timeout):
+        session.get(f"http://127.0.0.1:{server.getsockname()[1]}/v2/clock")
+    assert time.monotonic() - started < 3
+    for conn, _ in held:
+        conn.close()
+    server.close()
+
+
+def test_state_file_keeps_orders_and_checkpoints_across_reopen(tmp_path):
+    path = tmp_path / "state.sqlite"
+    store = StateStore(path)
+    assert store.next_seq("2024-08-02") == 1
+    row = OrderRow("mtbt-20240802-0001-t1-entry", 1, "2024-08-02", 1, "entry",
+                   {"kind": "market", "qty": 10})
+    store.record_orders([row])
+    with pytest.raises(Exception):        # a client id is never recorded twice
+        store.record_orders([row])
+    store.save(strategy={"lots": [1]}, broker={"cash": 1.5})
+    store.close()
+    again = StateStore(path)
+    assert again.orders("2024-08-02") == [row]
+    assert again.next_seq("2024-08-02") == 2 and again.next_seq("2024-08-05") == 1
+    assert again.load("strategy") == {"lots": [1]} and again.load("broker") == {"cash": 1.5}
+    assert again.load("nothing") is None
+
+
+def test_client_ids_and_option_symbols():
+    day = dt.date(2024, 8, 2)
+    assert wire.client_order_id(day, 7, 3, "tp1") == "mtbt-20240802-0007-t3-tp1"
+    assert wire.client_order_id(day, 7, None, "shutdown") == "mtbt-20240802-0007-tx-shutdown"
+    symbol = wire.occ_symbol("SPY", day, "C", 645.5)
+    assert symbol == "SPY240802C00645500"
+    assert wire.parse_occ(symbol) == ("SPY", day, "C", 645.5)
+    assert wire.parse_occ("SPY") is None
+
+
+def test_structures_become_mleg_orders_or_a_simple_option_order():
+    day = dt.date(2024, 8, 2)
+    fly = st.put_butterfly(day, 530, 5)
+    spec = wire.structure_spec("SPY", fly, 3, "open")
+    assert spec["kind"] == "mleg" and spec["qty"] == 3
+    assert [(leg["side"], leg["ratio_qty"], leg["position_intent"]) for leg in spec["legs"]] \
+        == [("buy", 1, "buy_to_open"), ("sell", 2, "sell_to_open"), ("buy", 1, "buy_to_open")]
+    close = wire.structure_spec("SPY", fly, 3, "close")
+    assert [leg["position_intent"] for leg in close["legs"]] == \
+        ["sell_to_close", "buy_to_close", "sell_to_close"]
+    single = wire.structure_spec("SPY", st.long_put(day, 530), 2, "open")
+    assert single["kind"] == "option" and single["qty"] == 2
+    request = wire.to_request(single, "id-1")
+    assert request.symbol == "SPY240802P00530000" and request.position_intent == "buy_to_open"
+    assert wire.to_request(spec, "id-2").order_class == "mleg"
+
+
+def test_an_oco_exit_pair_request():
+    spec = {"kind": "oco", "symbol": "SPY", "side": "buy", "qty": 28, "limit_price": 529.04,
+            "stop_price": 538.12}
+    request = wire.to_request(spec, "mtbt-x")
+    body = request.to_request_fields()
+    assert body["order_class"] == "oco" and body["type"] == "limit"
+    assert body["take_profit"] == {"limit_price": 529.04}
+    assert body["stop_loss"] == {"stop_price": 538.12}
+    assert wire.describe(spec) == "buy 28 SPY oco limit 529.04 stop 538.12"
+
+
+def test_log_lines_never_show_a_key(tmp_path):
+    logger = logging.getLogger("mtbt.test_redact")
+    handler = logging.FileHandler(tmp_path / "x.log")
+    handler.addFilter(Redact(("PKSECRET123", "")))
+    logger.addHandler(handler)
+    logger.warning("body echoed %s and %s", "PKSECRET123", "fine")
+    handler.close()
+    logger.removeHandler(handler)
+    text = (tmp_path / "x.log").read_text()
+    assert "PKSECRET123" not in text and "body echoed *** and fine" in text
+
+
+def test_a_lot_survives_its_checkpoint():
+    lot = Lot(4, -1, 72, regime="TRADE_NORMAL", risk=269.5, entry_price=530.55,
+              entry_time=dt.datetime(2024, 8, 2, 10, 19), remaining=36, stage=Stage.SCALED,
+              stop=530.55, stop_reason="breakeven", best_close=528.1)
+    lot.structure = st.put_butterfly(dt.date(2024, 8, 2), 525, 5)
+    back = lot_from(lot_body(lot))
+    assert back == lot and back.structure == lot.structure
+
+
+def test_the_allocator_never_trades_a_held_contract_the_other_way():
+    day = dt.date(2024, 8, 2)
+    chain = SyntheticChain(ChainModel(), 530.0, 18.0, dt.datetime(2024, 8, 2, 10, 0),
+                           dt.datetime(2024, 8, 2, 16, 0))
+    free = allocate(-1, 530.0, chain, 500.0)
+    legs = free.best.structure.legs
+    held = {(leg.right, leg.strike, leg.expiry): -leg.qty * 10 for leg in legs}
+    blocked = allocate(-1, 530.0, chain, 500.0, held=held)
+    assert blocked.best is None or blocked.best.structure != free.best.structure
+    assert any("held the other way" in (c.reason or "") for c in blocked.candidates)
+    same_way = {(leg.right, leg.strike, day): leg.qty for leg in legs}
+    assert allocate(-1, 530.0, chain, 500.0, held=same_way).best == free.best
