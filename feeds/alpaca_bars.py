@@ -21,18 +21,7 @@ import requests
 
 from feeds._fetch import COLUMNS, FetchError, bars_frame, clean, status_error
 from mtbt.sessions import NY
-
-
-class _TimeoutSession(requests.Session):
-    """A requests Session whose every request gets ``timeout`` unless one is given."""
-
-    def __init__(self, timeout: tuple[float, float]) -> None:
-        super().__init__()
-        self._timeout = timeout
-
-    def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' signature
-        kwargs.setdefault("timeout", self._timeout)
-        return super().request(method, url, *args, **kwargs)
+from mtbt.stores.http import ResilientSession, harden
 
 
 class AlpacaBars:
@@ -57,9 +46,7 @@ class AlpacaBars:
         self._timeout = timeout
         self._client = StockHistoricalDataClient(api_key, secret_key,
                                                  url_override=base_url.rstrip("/"))
-        self._client._session.close()
-        self._client._session = _TimeoutSession(timeout)
-        self._client._retry = 0
+        harden(self._client, ResilientSession(timeout, attempts=1))   # the chunk loop retries
 
     def fetch(self, symbol: str, timespan: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         """All bars from ``start`` to ``end`` (inclusive dates)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import socket
+import sqlite3
 import threading
 import time
 
@@ -20,6 +21,7 @@ from mtbt.live.state import OrderRow, StateStore
 from mtbt.options import structures as st
 from mtbt.options.allocator import allocate
 from mtbt.options.chain import ChainModel, SyntheticChain
+from mtbt.options.occ import occ_symbol, parse_occ
 from mtbt.stores.alpaca import Endpoints, keys_from_env
 from mtbt.stores.http import ResilientSession
 from mtbt.strategies._resume import lot_body, lot_from
@@ -96,7 +98,7 @@ def test_state_file_keeps_orders_and_checkpoints_across_reopen(tmp_path):
     row = OrderRow("mtbt-20240802-0001-t1-entry", 1, "2024-08-02", 1, "entry",
                    {"kind": "market", "qty": 10})
     store.record_orders([row])
-    with pytest.raises(Exception):        # a client id is never recorded twice
+    with pytest.raises(sqlite3.IntegrityError):     # a client id is never recorded twice
         store.record_orders([row])
     store.save(strategy={"lots": [1]}, broker={"cash": 1.5})
     store.close()
@@ -111,10 +113,10 @@ def test_client_ids_and_option_symbols():
     day = dt.date(2024, 8, 2)
     assert wire.client_order_id(day, 7, 3, "tp1") == "mtbt-20240802-0007-t3-tp1"
     assert wire.client_order_id(day, 7, None, "shutdown") == "mtbt-20240802-0007-tx-shutdown"
-    symbol = wire.occ_symbol("SPY", day, "C", 645.5)
+    symbol = occ_symbol("SPY", day, "C", 645.5)
     assert symbol == "SPY240802C00645500"
-    assert wire.parse_occ(symbol) == ("SPY", day, "C", 645.5)
-    assert wire.parse_occ("SPY") is None
+    assert parse_occ(symbol) == ("SPY", day, "C", 645.5)
+    assert parse_occ("SPY") is None
 
 
 def test_structures_become_mleg_orders_or_a_simple_option_order():

@@ -14,8 +14,9 @@ it is sent, and turned into an alpaca-py request here):
 from __future__ import annotations
 
 import datetime as dt
-import re
 import warnings
+
+from mtbt.options.occ import occ_symbol
 
 with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
     warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
@@ -29,28 +30,11 @@ with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
         TakeProfitRequest,
     )
 
-_OCC = re.compile(r"^([A-Z.]{1,6})(\d{6})([CP])(\d{8})$")
-
-
 def client_order_id(day: dt.date, seq: int, trade_id: int | None, role: str) -> str:
     """``mtbt-YYYYMMDD-SEQ-tTRADE-ROLE``: unique per day and sequence, readable in Alpaca's
     dashboard, and the same on every retry of one submit."""
     trade = "x" if trade_id is None else str(trade_id)
     return f"mtbt-{day:%Y%m%d}-{seq:04d}-t{trade}-{role}"
-
-
-def occ_symbol(root: str, expiry: dt.date, right: str, strike: float) -> str:
-    """The OCC option symbol, e.g. ``SPY250829C00645000``."""
-    return f"{root}{expiry:%y%m%d}{right}{round(strike * 1000):08d}"
-
-
-def parse_occ(symbol: str) -> tuple[str, dt.date, str, float] | None:
-    """(root, expiry, right, strike) of an OCC symbol, or None for anything else."""
-    m = _OCC.match(symbol)
-    if m is None:
-        return None
-    expiry = dt.datetime.strptime(m.group(2), "%y%m%d").date()
-    return m.group(1), expiry, m.group(3), int(m.group(4)) / 1000
 
 
 def structure_spec(root: str, structure, contracts: int, kind: str) -> dict:

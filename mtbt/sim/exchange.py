@@ -19,10 +19,12 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from mtbt.fills import limit_fill, market_fill, stop_fill
+from mtbt.options import occ
 from mtbt.options.chain import ChainModel, SyntheticChain
+from mtbt.options.occ import OCC
 from mtbt.options.pricing import intrinsic
 from mtbt.sim.calendar import SessionBook, naive_ny
-from mtbt.sim.wire import OCC, asset_id, iso, num, order_json
+from mtbt.sim.wire import asset_id, iso, num, order_json
 
 __all__ = ["ApiError", "BarRow", "Exchange", "Execution", "Position", "SimOrder"]
 
@@ -138,13 +140,11 @@ class Execution:
 
 
 def parse_occ(symbol: str) -> tuple[str, dt.date, str, float]:
-    """(root, expiry, right "C"/"P", strike) of an OCC option symbol."""
-    m = OCC.match(symbol)
-    if not m:
+    """(root, expiry, right "C"/"P", strike) of an OCC option symbol (422 if it is not one)."""
+    parsed = occ.parse_occ(symbol)
+    if parsed is None:
         raise _unprocessable(f"invalid option symbol {symbol}")
-    root, ymd, right, strike = m.groups()
-    expiry = dt.date(2000 + int(ymd[:2]), int(ymd[2:4]), int(ymd[4:]))
-    return root, expiry, right, int(strike) / 1000.0
+    return parsed
 
 
 def _number(body: dict, key: str, required: bool = False) -> float | None:

@@ -3,12 +3,12 @@ orders, positions, account, clock, calendar, assets, bars and error bodies."""
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from mtbt.options.occ import OCC
 from mtbt.sessions import NY
 
 if TYPE_CHECKING:
@@ -19,7 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["OCC", "asset_id", "asset_json", "calendar_json", "clock_json", "error",
            "iso", "num", "order_json", "parse_time"]
 
-OCC = re.compile(r"^([A-Z]{1,6})(\d{6})([CP])(\d{8})$")
 _NS = uuid.UUID("6f1b2d1e-5a57-4c55-9f65-6d7462740000")
 
 
