@@ -81,7 +81,7 @@ class AlpacaData(bt.feed.DataBase):
         self._waiting_since = time.monotonic()
         self.bars_live = self.bars_backfilled = 0
         self.last_arrival: float | None = None   # monotonic arrival of the bar being handled
-        self.bar_seconds: list[float] = []       # arrival -> its orders sent, per live bar
+        self.bar_seconds: list[float] = []       # arrival -> orders sent, per live bar (store)
         stream = self.p.store.data_stream
         stream.subscribe_bars(self._on_bar, self.p.symbol)
         stream.on_connect.append(self._resync.set)
@@ -102,8 +102,6 @@ class AlpacaData(bt.feed.DataBase):
                                  and not self._ready_sent):
             self._ready_sent = True
             self.p.store.bar_done(self._last_bar)       # send its orders; replay: pace the sim
-            if self.last_arrival is not None:
-                self.bar_seconds.append(time.monotonic() - self.last_arrival)
         while not self._stop.is_set():
             if self._last_bar is not None and self._last_bar >= self._end:
                 return False

@@ -40,6 +40,8 @@ with warnings.catch_warnings():
     from alpaca.trading.requests import GetOrdersRequest
 
 log = logging.getLogger("mtbt.live")
+POLL_EVERY = 5          # bars between order-list checks while orders work
+_TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
 class AlpacaBroker(Books, BacktestBroker):
@@ -71,8 +73,10 @@ class AlpacaBroker(Books, BacktestBroker):
         self.duplicates_caught = 0
         self.executions: set[str] = set()          # execution ids seen on the stream
         self.sent = 0
-        self.order_latency: list[float] = []        # bar arrival -> order sent, seconds
+        self.order_latency: list[tuple[str, float]] = []   # (role, bar arrival -> sent, s)
         self._cancels: list[str] = []
+        self._rows: list[OrderRow] = []
+        self._bars_unpolled = 0
         self._unsent: list[Sent] = []
         self.orphans: list[str] = []
         store = self.p.store
@@ -104,11 +108,10 @@ class AlpacaBroker(Books, BacktestBroker):
 
     # -- sending: prepare (record) before the checkpoint, transmit after -------------------
     def prepare(self) -> None:
-        """Give the orders made on this bar their client ids and record them in the state
-        file (before the checkpoint that refers to them)."""
+        """Give the orders made on this bar their client ids (``take_rows`` gives them to
+        the checkpoint; ``transmit`` records any left before sending)."""
         outbox, self._outbox = self._outbox, []
         taken: set[int] = set()
-        rows = []
         for order in outbox:
             if order.ref in taken or not order.alive():
                 continue
@@ -123,13 +126,19 @@ class AlpacaBroker(Books, BacktestBroker):
                     units = self._exit_pair(order, partner)
                 else:
                     units = [(self._simple_spec(order), order, [Part(order, "")])]
-            rows += [self._register(spec, owner, parts) for spec, owner, parts in units]
-        if rows:
-            self.state.record_orders(rows)
+            self._rows += [self._register(spec, owner, parts) for spec, owner, parts in units]
+
+    def take_rows(self) -> list[OrderRow]:
+        """The orders prepared and not recorded yet (the checkpoint records them with the
+        state that refers to them, in one transaction)."""
+        rows, self._rows = self._rows, []
+        return rows
 
     def transmit(self) -> None:
         """Send the cancels and the recorded orders of this bar (reconciling first when a
         reconnect or the start asks for it)."""
+        if self._rows:
+            self.state.record_orders(self.take_rows())     # recorded before sent, always
         data = getattr(self.p.store, "data", None)
         if self._reconcile.is_set() and (data is None or data.live):
             self.reconcile()             # not while history replays: the books are not back
@@ -139,6 +148,8 @@ class AlpacaBroker(Books, BacktestBroker):
         unsent, self._unsent = self._unsent, []
         for sent in unsent:
             self._send(sent)
+        if self._bars_unpolled >= POLL_EVERY:
+            self.poll()           # the safety net, off the bar-to-order path
 
     def _oco_partner(self, order, outbox: list):
         group = self._ocol.get(self._ocos.get(order.ref, order.ref), [])
@@ -205,7 +216,7 @@ class AlpacaBroker(Books, BacktestBroker):
             return
         data = getattr(self.p.store, "data", None)
         if data is not None and data.last_arrival is not None:
-            self.order_latency.append(time.monotonic() - data.last_arrival)
+            self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
         try:
             order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
         except APIError as exc:
@@ -308,7 +319,8 @@ class AlpacaBroker(Books, BacktestBroker):
         super().next()
 
     def _apply_updates(self) -> None:
-        """Apply every fill known now: stream events, then Alpaca's order list."""
+        """Apply every fill known now: stream events, then (when this bar may have filled
+        something) Alpaca's order list."""
         pairs = []
         while True:
             try:
@@ -321,17 +333,39 @@ class AlpacaBroker(Books, BacktestBroker):
             if part is not None and not isinstance(part.target, StructureOrder):
                 pairs.append((part, update.order))
         self._apply(pairs)
-        self.poll()
+        self._bars_unpolled += 1
+        if self._poll_due():
+            self.poll()
+
+    def _poll_due(self) -> bool:
+        """Whether to ask Alpaca before the strategy sees this bar: a working market order
+        or structure, or a stop or limit this bar's range reached (a fill the stream may
+        not have told yet). ``transmit`` also asks every ``POLL_EVERY`` bars, after sending."""
+        working = [p for s in self._sent.values() for p in s.parts
+                   if p.status not in FINAL and p.alpaca_id]
+        if not working:
+            return False
+        data = working[0].target.data
+        high, low = data.high[0] + _TOUCH, data.low[0] - _TOUCH
+        for part in working:
+            order = part.target
+            if isinstance(order, StructureOrder) or order.exectype == bt.Order.Market:
+                return True
+            price = order.created.price
+            upward = order.isbuy() == (order.exectype == bt.Order.Stop)
+            if (high >= price) if upward else (low <= price):
+                return True
+        return False
 
     def poll(self) -> None:
-        """Bring every working order up to date from Alpaca's order list."""
+        """Bring every working order up to date: Alpaca's open orders, and each one of ours
+        that is no longer open by its client id."""
+        self._bars_unpolled = 0
         working = [s for s in self._sent.values()
                    if any(p.status not in FINAL and p.alpaca_id for p in s.parts)]
         if not working or self.p.dry_run:
             return
-        request = GetOrdersRequest(status="all", limit=500, nested=True,
-                                   after=dt.datetime.combine(self._day, dt.time(0))
-                                   - dt.timedelta(days=1))
+        request = GetOrdersRequest(status="open", limit=500, nested=True)
         found = {str(o.client_order_id): o for o in self.p.store.trading.get_orders(request)}
         pairs = []
         for sent in working:

@@ -47,7 +47,7 @@ class PaperResult:
     trades: pd.DataFrame
     summary: dict
     stopped_by: str          # "session end" or the signal's name
-    latency: dict            # seconds: "bar_to_order" per order, "bar_handled" per live bar
+    latency: dict            # "bar_to_order": (role, s) per order; "bar_handled": s per bar
 
 
 def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool = False,
@@ -84,13 +84,19 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                                 trade_from=today, session_map=calendar, resume=resume,
                                 resume_books=books)
 
-        def after_bar(last: dt.datetime) -> None:
+        def checkpoint(last: dt.datetime) -> None:
             strat = cerebro.runningstrats[0]
             if strat._live:              # never overwrite a checkpoint before resuming it
-                state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
+                state.save(broker.take_rows(), strategy=strat.snapshot(),
+                           broker=broker.snapshot(data))
+
+        def session_files(last: dt.datetime) -> None:
+            strat = cerebro.runningstrats[0]
+            if strat._live:
                 files.bar(last + _MINUTE, strat, broker)
 
-        store.after_bar.append(after_bar)
+        store.before_send.append(checkpoint)
+        store.after_send.append(session_files)
         with _signals(stop, stopped_by):
             (strat,) = cerebro.run()
         if stopped_by[0] != "session end":
@@ -199,7 +205,7 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
                 "orphans": broker.orphans, "open_trades": len(strat._lots),
                 "risk": {"day_pnl": strat.risk.day_pnl, "realized": strat.risk.realized,
                          "paused": strat.risk.paused},
-                "latency_ms": {"bar_to_order": latency_ms(broker.order_latency),
+                "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),
                                "bar_handled": latency_ms(data.bar_seconds)}}
     daily = daily_table(equity, trades, regimes, start) if len(equity) else pd.DataFrame()
     files.finish(summary, daily, regimes, strat.alerts)

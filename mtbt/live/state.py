@@ -9,8 +9,10 @@ It holds what must survive a crash or a kill:
   counters and the broker's books (cash, positions, how far each order has filled),
   rewritten after every bar, before that bar's orders are sent.
 
-Writes are transactions in WAL mode with ``synchronous=FULL``: after a SIGKILL the file holds
-the last committed state, never a half-written one.
+Writes are transactions in WAL mode with ``synchronous=NORMAL``: a killed process (even
+SIGKILL) leaves the last committed state, never a half-written one; only a power cut or an
+OS crash can lose the last transactions (the broker then finds the orders at Alpaca by
+client id, or reports them as positions it does not know), and commits need no fsync.
 """
 from __future__ import annotations
 
@@ -56,7 +58,7 @@ class StateStore:
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._lock = threading.Lock()
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
 
     def close(self) -> None:
@@ -71,9 +73,7 @@ class StateStore:
 
     def record_orders(self, rows: list[OrderRow]) -> None:
         """Write orders before they are sent (each client id must be new), in one go."""
-        self._exec_many("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)",
-                        [(r.client_order_id, r.seq, r.day, r.trade_id, r.role,
-                          json.dumps(r.spec)) for r in rows])
+        self.save(rows)
 
     def orders(self, day: str | None = None) -> list[OrderRow]:
         """The recorded orders (of ``day``), oldest first."""
@@ -84,22 +84,27 @@ class StateStore:
                 for r in self._query(sql + " ORDER BY day, seq", args)]
 
     # -- checkpoints -----------------------------------------------------------------------
-    def save(self, **bodies: dict) -> None:
-        """Replace the named checkpoints (JSON-able bodies) in one transaction."""
-        self._exec_many("INSERT OR REPLACE INTO checkpoint VALUES (?, ?)",
-                        [(name, json.dumps(body, default=str))
-                         for name, body in bodies.items()])
+    def save(self, rows: list[OrderRow] = (), **bodies: dict) -> None:
+        """Record ``rows`` (orders about to be sent) and replace the named checkpoints
+        (JSON-able bodies), all in one transaction."""
+        statements = [("INSERT INTO orders VALUES (?, ?, ?, ?, ?, ?)",
+                       (r.client_order_id, r.seq, r.day, r.trade_id, r.role,
+                        json.dumps(r.spec))) for r in rows]
+        statements += [("INSERT OR REPLACE INTO checkpoint VALUES (?, ?)",
+                        (name, json.dumps(body, default=str))) for name, body in bodies.items()]
+        self._transaction(statements)
 
     def load(self, name: str) -> dict | None:
         rows = self._query("SELECT body FROM checkpoint WHERE name = ?", (name,))
         return json.loads(rows[0][0]) if rows else None
 
     # -- internals -------------------------------------------------------------------------
-    def _exec_many(self, sql: str, rows: list[tuple]) -> None:
+    def _transaction(self, statements: list[tuple[str, tuple]]) -> None:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(sql, rows)
+                for sql, args in statements:
+                    self._db.execute(sql, args)
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise

@@ -337,6 +337,7 @@ class RestServer:
 def _handler_class(server: RestServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True   # headers and body are separate writes: no 40 ms stall
 
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)

@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -169,7 +170,8 @@ class AlpacaStore:
         self.ready_url = ready_url
         self.broker = None
         self.data = None
-        self.after_bar: list[Callable[[dt.datetime], None]] = []
+        self.before_send: list[Callable[[dt.datetime], None]] = []
+        self.after_send: list[Callable[[dt.datetime], None]] = []
         self._threads: list[threading.Thread] = []
 
     @property
@@ -222,14 +224,19 @@ class AlpacaStore:
         self._threads.append(thread)
 
     def bar_done(self, last_bar: dt.datetime) -> None:
-        """The strategy has finished a bar: record its orders, checkpoint (``after_bar``
-        hooks), send them, then (replay) let the simulator go on."""
+        """The strategy has finished a bar: give its orders client ids, checkpoint
+        (``before_send`` hooks), send them, run the ``after_send`` hooks, then (replay) let
+        the simulator go on."""
         if self.broker is not None:
             self.broker.prepare()
-        for hook in self.after_bar:
+        for hook in self.before_send:
             hook(last_bar)
         if self.broker is not None:
             self.broker.transmit()
+        if self.data is not None and self.data.last_arrival is not None:
+            self.data.bar_seconds.append(time.monotonic() - self.data.last_arrival)
+        for hook in self.after_send:
+            hook(last_bar)
         if self.ready_url:
             self.http.post(self.ready_url, json={"t": last_bar.isoformat()})
 
