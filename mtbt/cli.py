@@ -71,6 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     from mtbt import _cli_data, _cli_paper
     _cli_data.register(sub)
     _cli_paper.register(sub)
+    from mtbt import _cli_research
+    _cli_research.register(sub)
     return parser
 
 
