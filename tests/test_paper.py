@@ -100,6 +100,41 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(shared_data, p
     pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
 
 
+def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
+    """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
+    partial fill or the broker would leave it): the trader closes the extra and trades on."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from alpaca.trading.client import TradingClient
+        from alpaca.trading.enums import OrderSide, PositionIntent, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+    cfg = _cfg(shared_data, "options")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, keys=KEYS)
+    done: dict = {}
+    trader = threading.Thread(target=lambda: done.update(result=replay(
+        cfg, sim=sim, log_dir=paper_logs / "orphan", state_path=tmp_path / "state.sqlite")))
+    trader.start()
+    deadline = time.monotonic() + 120
+    while not any(o.legs and o.status == "filled" for o in sim.orders):
+        assert time.monotonic() < deadline and trader.is_alive()
+        time.sleep(0.005)
+    leg = next(o for o in sim.orders if o.legs and o.status == "filled").legs[0]
+    client = TradingClient(*KEYS, paper=True, url_override=sim.trading_url)
+    client.submit_order(MarketOrderRequest(
+        symbol=leg.symbol, qty=1, side=OrderSide(leg.side), time_in_force=TimeInForce.DAY,
+        position_intent=PositionIntent(f"{leg.side}_to_open"), client_order_id="not-mtbt"))
+    trader.join(timeout=300)
+    result = done["result"]
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert f"ORPHAN {leg.symbol}" in log and result.summary["orphans"]
+    assert sim.positions() == {}
+    pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
+
+
 def _checkpoint(state: Path) -> dict | None:
     if not state.exists():
         return None

@@ -41,6 +41,7 @@ with warnings.catch_warnings():
 
 log = logging.getLogger("mtbt.live")
 POLL_EVERY = 5          # bars between order-list checks while orders work
+RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
@@ -76,13 +77,14 @@ class AlpacaBroker(Books, BacktestBroker):
         self.order_latency: list[tuple[str, float]] = []   # (role, bar arrival -> sent, s)
         self._cancels: list[str] = []
         self._rows: list[OrderRow] = []
-        self._bars_unpolled = 0
+        self._bars_unpolled = self._bars_unreconciled = 0
         self._unsent: list[Sent] = []
         self.orphans: list[str] = []
         store = self.p.store
         if store is not None:
             store.trade_stream.subscribe_trade_updates(self._on_trade_update)
             store.trade_stream.on_connect.append(self._reconcile.set)
+            store.data_stream.on_connect.append(self._reconcile.set)
             store.start_stream(store.trade_stream)
 
     # -- orders from the strategy ------------------------------------------------------------
@@ -150,7 +152,9 @@ class AlpacaBroker(Books, BacktestBroker):
             self._send(sent)
         if self._bars_unpolled >= POLL_EVERY:
             self.poll()           # the safety net, off the bar-to-order path
-
+        self._bars_unreconciled += 1
+        if self._bars_unreconciled >= RECONCILE_EVERY:
+            self._reconcile.set()                 # positions again at the next bar
     def _oco_partner(self, order, outbox: list):
         group = self._ocol.get(self._ocos.get(order.ref, order.ref), [])
         for other in outbox:
@@ -466,24 +470,56 @@ class AlpacaBroker(Books, BacktestBroker):
 
     # -- reconciliation --------------------------------------------------------------------
     def reconcile(self) -> None:
-        """Bring every order of ours up to date and compare positions with Alpaca's
-        (on start and after every trade-stream reconnect, before any new order)."""
+        """Bring every order of ours up to date and compare positions with Alpaca's (on
+        start, after every reconnect and every ``RECONCILE_EVERY`` bars, before new orders).
+
+        Shares or contracts mtbt never traded are reported and left alone. An option
+        contract mtbt traded today that Alpaca holds beyond mtbt's structures (a leg left
+        alone by a partial fill or a broker-side liquidation) is an orphan: logged and
+        closed at market. A structure mtbt's books hold and Alpaca does not is reported."""
         self._reconcile.clear()
+        self._bars_unreconciled = 0
         if self.p.dry_run or self.p.store is None:
             return
         self.poll()
         held = {p.symbol: abs(float(p.qty)) * (1 if str(p.side.value) == "long" else -1)
                 for p in self.p.store.trading.get_all_positions()}
         ours = self.positions_by_symbol()
+        traded = {leg["symbol"] for row in self.state.orders(self._day.isoformat())
+                  for leg in row.spec.get("legs", [])}
+        moving = {leg["symbol"] for sent in self._sent.values() if sent.status not in FINAL
+                  for leg in sent.row.spec.get("legs", [])}
         for symbol, qty in held.items():
-            mine = ours.get(symbol, 0)
-            if abs(qty - mine) > 1e-9:
-                note = ("opened outside mtbt: left alone" if mine == 0
-                        else f"mtbt holds {mine:g}: the difference is not mtbt's")
+            extra = qty - ours.get(symbol, 0)
+            if abs(extra) < 1e-9 or symbol in moving:     # an order of ours is working on it
+                continue
+            if symbol in traded:
+                log.error("ORPHAN %s: Alpaca holds %g, mtbt's structures %g: closing %g",
+                          symbol, qty, ours.get(symbol, 0), extra)
+                self.orphans.append(f"{symbol} {extra:+g}")
+                self._close_orphan(symbol, extra)
+            else:
+                note = ("opened outside mtbt: left alone" if symbol not in ours
+                        else f"mtbt holds {ours[symbol]:g}: the difference is not mtbt's")
                 log.warning("POSITION %s %g at Alpaca, %s", symbol, qty, note)
         for symbol, mine in ours.items():
             if symbol not in held and mine:
                 log.error("POSITION %s: mtbt's books hold %g, Alpaca holds none", symbol, mine)
+
+    def _close_orphan(self, symbol: str, qty: float) -> None:
+        """Close ``qty`` (signed, as held) of an orphan option contract at market."""
+        side = "sell" if qty > 0 else "buy"
+        spec = {"kind": "option", "symbol": symbol, "side": side, "qty": int(abs(qty)),
+                "position_intent": f"{side}_to_close", "legs": []}
+        client_id = wire.client_order_id(self._day, self._seq, None, "orphan")
+        row = OrderRow(client_id, self._seq, self._day.isoformat(), None, "orphan", spec)
+        self._seq += 1
+        self.state.record_orders([row])
+        try:
+            self.p.store.trading.submit_order(wire.to_request(spec, client_id))
+        except APIError as exc:
+            log.error("ORPHAN %s: closing refused: HTTP %s %s", symbol, exc.status_code,
+                      _error_text(exc))
 
     def positions_by_symbol(self) -> dict[str, float]:
         """What mtbt's books hold, by Alpaca symbol (shares and option contracts)."""
