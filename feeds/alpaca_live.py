@@ -79,7 +79,7 @@ class AlpacaData(bt.feed.DataBase):
         self._stop = self.p.stop or threading.Event()
         self._end = self.p.session.close - _MINUTE       # start of the session's last bar
         self._waiting_since = time.monotonic()
-        self.bars_live = self.bars_backfilled = 0
+        self.bars_live = self.bars_recovered = 0   # streamed; fetched over REST after a gap
         self.last_arrival: float | None = None   # monotonic arrival of the bar being handled
         self.bar_seconds: list[float] = []       # arrival -> orders sent, per live bar (store)
         stream = self.p.store.data_stream
@@ -202,6 +202,6 @@ class AlpacaData(bt.feed.DataBase):
                                         float(bar.low), float(bar.close), float(bar.volume),
                                         None)
                 added += 1
-        self.bars_backfilled += added
         if added and not self._history:
+            self.bars_recovered += added
             log.info("backfilled %d bar(s) from %s", added, start)

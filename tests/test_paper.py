@@ -90,6 +90,7 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(shared_data, p
     ids = [o.client_order_id for o in sim.orders]
     assert len(ids) == len(set(ids))
     assert result.summary["duplicate_submits_caught"] >= 1
+    assert result.summary["duplicate_fill_events_dropped"] >= 1
     entries = [i for i in ids if i.endswith("-entry")]
     assert len(entries) == len(set(expected["trade_id"]))
     # nothing lost: every share the simulator filled is in the journal (in and out), the

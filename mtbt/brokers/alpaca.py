@@ -12,10 +12,11 @@ collected while the strategy handles a bar and sent when it is done (``transmit`
 
 Every order gets a deterministic ``client_order_id`` (``_alpaca_orders.client_order_id``),
 written to the state file before it is sent: a retried submit is refused as a duplicate and
-the order is found by that id. Fills come from the ``trade_updates`` stream and from Alpaca's
-order list (checked at every bar while orders work, and after every reconnect); each order's
-cumulative filled quantity is the truth, so a fill event sent twice, out of order or lost
-changes nothing. Fills are applied at the start of the next bar, as in a backtest.
+the order is found by that id. Fills come from the ``trade_updates`` stream (an execution id
+seen before is dropped) and from Alpaca's order list (asked when a bar reached an order's
+price, every few bars while orders work, and after every reconnect); each order's cumulative
+filled quantity is the truth, so a fill event sent twice, out of order or lost changes
+nothing. Fills are applied at the start of the next bar, as in a backtest.
 """
 from __future__ import annotations
 
@@ -73,6 +74,7 @@ class AlpacaBroker(Books, BacktestBroker):
         self._seq = self.state.next_seq(self._day.isoformat())
         self.duplicates_caught = 0
         self.executions: set[str] = set()          # execution ids seen on the stream
+        self.duplicate_events = 0
         self.sent = 0
         self.order_latency: list[tuple[str, float]] = []   # (role, bar arrival -> sent, s)
         self._cancels: list[str] = []
@@ -331,8 +333,12 @@ class AlpacaBroker(Books, BacktestBroker):
                 update = self._events.get_nowait()
             except queue.Empty:
                 break
-            if update.execution_id is not None:
-                self.executions.add(str(update.execution_id))
+            execution = str(update.execution_id or "")
+            if execution in self.executions:
+                self.duplicate_events += 1          # the same execution sent again
+                continue
+            if execution:
+                self.executions.add(execution)
             part = self._by_alpaca.get(str(update.order.id))
             if part is not None and not isinstance(part.target, StructureOrder):
                 pairs.append((part, update.order))
