@@ -268,6 +268,9 @@ def test_sigterm_cancels_entries_flattens_and_writes_the_files(shared_data, pape
     ({"ALPACA_API_KEY": KEYS[0]}, [], "ALPACA_SECRET_KEY not set"),
     ({"ALPACA_API_KEY": KEYS[0], "ALPACA_SECRET_KEY": KEYS[1]},
      ["--set", "deployment.paper_mode=false"], "paper"),
+    ({"ALPACA_API_KEY": KEYS[0], "ALPACA_SECRET_KEY": KEYS[1],
+      "MTBT_ALPACA_TRADING_URL": "http://127.0.0.1:9"}, [],      # nothing listens there
+     "cannot reach Alpaca at http://127.0.0.1:9"),
 ])
 def test_paper_refuses_with_one_clear_line(monkeypatch, capsys, tmp_path, env, args, message):
     for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY", "MTBT_ALPACA_TRADING_URL",

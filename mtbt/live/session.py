@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
+import requests
+from alpaca.common.exceptions import APIError
 
 from analyzers.daily import daily_table
 from analyzers.summary import summarize
@@ -113,9 +115,18 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
 def _session(store: AlpacaStore, cfg: RunConfig):
     """Today by Alpaca's clock, its session, the calendar around it and the first
     history session."""
-    now = pd.Timestamp(store.now()).tz_convert(NY).tz_localize(None).to_pydatetime()
-    today = now.date()
-    calendar = store.sessions(today - dt.timedelta(days=120), today + dt.timedelta(days=45))
+    url = store.endpoints.trading
+    try:
+        now = pd.Timestamp(store.now()).tz_convert(NY).tz_localize(None).to_pydatetime()
+        today = now.date()
+        calendar = store.sessions(today - dt.timedelta(days=120),
+                                  today + dt.timedelta(days=45))
+    except APIError as exc:
+        what = "refused the keys" if exc.status_code in (401, 403) else "answered an error"
+        raise BrokerError(f"Alpaca at {url} {what} (HTTP {exc.status_code})") from None
+    except requests.RequestException as exc:
+        raise BrokerError(f"cannot reach Alpaca at {url} ({type(exc).__name__}, after "
+                          "retries)") from None
     session = calendar.get(today)
     if session is None:
         raise BrokerError(f"{today} is not a trading session (Alpaca's calendar); "
