@@ -279,7 +279,10 @@ def test_paper_refuses_with_one_clear_line(monkeypatch, capsys, tmp_path, env, a
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    assert main(["paper", *args, "--log-dir", str(tmp_path)]) == 2
+    vix = tmp_path / "vix.parquet"
+    pd.DataFrame({"timestamp": pd.date_range("2024-01-02", periods=30, freq="B"),
+                  "close": 15.0}).to_parquet(vix)
+    assert main(["paper", *args, "--vix", str(vix), "--log-dir", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
     assert KEYS[0] not in err and KEYS[1] not in err

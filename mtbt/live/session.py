@@ -70,6 +70,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
     stop = stop or threading.Event()
     stopped_by = ["session end"]
     try:
+        vix = _vix(cfg)                   # a missing source fails before any request
         today, session, calendar, history_start = _session(store, cfg)
         log.info("mtbt %s paper session %s: %s %s, run %s (%s)%s", __version__, name,
                  cfg.strategy.symbol, today, cfg.name, cfg.run_id,
@@ -77,7 +78,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         resume, books = _checkpoints(state, today)
         data = store.getdata(symbol=cfg.strategy.symbol, session=session,
                              sessions={d: s for d, s in calendar.items() if d <= today},
-                             history_start=history_start, vix=_vix(cfg), stall=stall,
+                             history_start=history_start, vix=vix, stall=stall,
                              stop=stop)
         broker = store.getbroker(state=state, symbol=cfg.strategy.symbol, day=today,
                                  dry_run=dry_run, chain_model=chain_model(cfg))
