@@ -147,6 +147,13 @@ def test_an_oco_exit_pair_request():
     assert wire.describe(spec) == "buy 28 SPY oco limit 529.04 stop 538.12"
 
 
+def test_a_trailing_stop_request():
+    body = wire.to_request({"kind": "trailing_stop", "symbol": "SPY", "side": "sell",
+                            "qty": 5, "trail_percent": 0.5}, "t-1").to_request_fields()
+    assert body["type"] == "trailing_stop" and body["trail_percent"] == 0.5
+    assert "trail_price" not in body
+
+
 def test_log_lines_never_show_a_key(tmp_path):
     logger = logging.getLogger("mtbt.test_redact")
     handler = logging.FileHandler(tmp_path / "x.log")

@@ -3,8 +3,8 @@
 A *spec* is the JSON-able description of one Alpaca order (recorded in the state file before
 it is sent, and turned into an alpaca-py request here):
 
-- ``{"kind": "market" | "limit" | "stop", "symbol", "side", "qty", "limit_price"?,
-  "stop_price"?}``: a simple equity order;
+- ``{"kind": "market" | "limit" | "stop" | "trailing_stop", "symbol", "side", "qty",
+  "limit_price"?, "stop_price"?, "trail_price" | "trail_percent"?}``: a simple equity order;
 - ``{"kind": "oco", ..., "limit_price", "stop_price"}``: Alpaca's one-cancels-other pair (a
   take-profit limit, the parent, and a stop, its leg) for the same quantity;
 - ``{"kind": "mleg", "qty", "legs": [{"symbol", "ratio_qty", "side", "position_intent"}]}``:
@@ -28,6 +28,7 @@ with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
         StopLossRequest,
         StopOrderRequest,
         TakeProfitRequest,
+        TrailingStopOrderRequest,
     )
 
 def client_order_id(day: dt.date, seq: int, trade_id: int | None, role: str) -> str:
@@ -75,6 +76,9 @@ def to_request(spec: dict, client_id: str):
         return LimitOrderRequest(limit_price=spec["limit_price"], **common)
     if kind == "stop":
         return StopOrderRequest(stop_price=spec["stop_price"], **common)
+    if kind == "trailing_stop":
+        return TrailingStopOrderRequest(trail_price=spec.get("trail_price"),
+                                        trail_percent=spec.get("trail_percent"), **common)
     if kind == "oco":
         return LimitOrderRequest(order_class=OrderClass.OCO,
                                  take_profit=TakeProfitRequest(limit_price=spec["limit_price"]),

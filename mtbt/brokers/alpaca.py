@@ -4,7 +4,8 @@ The books (cash, positions, option structures, commissions, marks) are ``Backtes
 own, so a fill changes them exactly as in a backtest; only *who fills* differs. Orders are
 collected while the strategy handles a bar and sent when it is done (``transmit``):
 
-- market, limit and stop orders become simple Alpaca orders; a stop and a limit that cancel
+- market, limit, stop and trailing-stop orders become simple Alpaca orders (other types are
+  rejected, with a log line); a stop and a limit that cancel
   each other (the scaling exits) become Alpaca's ``oco`` pair for the limit's quantity, plus a
   plain stop for the rest when the stop covers more (Alpaca will not let two open orders sell
   the same shares); the trail and the breakeven move are mtbt's own cancel-and-replace;
@@ -41,6 +42,8 @@ with warnings.catch_warnings():
     from alpaca.trading.requests import GetOrdersRequest
 
 log = logging.getLogger("mtbt.live")
+_KINDS = {bt.Order.Market: "market", bt.Order.Limit: "limit", bt.Order.Stop: "stop",
+          bt.Order.StopTrail: "trailing_stop"}
 POLL_EVERY = 5          # bars between order-list checks while orders work
 RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
@@ -123,6 +126,12 @@ class AlpacaBroker(Books, BacktestBroker):
                 spec = wire.structure_spec(self.p.symbol, order.structure, order.contracts,
                                            order.kind)
                 units = [(spec, order, [Part(order, "")])]
+            elif order.exectype not in _KINDS:
+                log.error("REJECT %s order: Alpaca takes market, limit, stop and trailing "
+                          "stop orders", order.getordername())
+                order.reject(self)
+                self.notify(order)
+                continue
             else:
                 partner = self._oco_partner(order, outbox)
                 if partner is not None:
@@ -165,14 +174,17 @@ class AlpacaBroker(Books, BacktestBroker):
         return None
 
     def _simple_spec(self, order) -> dict:
-        spec = {"kind": {bt.Order.Market: "market", bt.Order.Limit: "limit",
-                         bt.Order.Stop: "stop"}[order.exectype],
-                "symbol": self.p.symbol, "side": "buy" if order.isbuy() else "sell",
+        spec = {"kind": _KINDS[order.exectype], "symbol": self.p.symbol,
+                "side": "buy" if order.isbuy() else "sell",
                 "qty": abs(int(order.created.size))}
         if order.exectype == bt.Order.Limit:
             spec["limit_price"] = round(order.created.price, 2)
         elif order.exectype == bt.Order.Stop:
             spec["stop_price"] = round(order.created.price, 2)
+        elif order.trailpercent:
+            spec["trail_percent"] = round(order.trailpercent * 100, 4)
+        else:
+            spec["trail_price"] = round(order.trailamount, 2)
         return spec
 
     def _exit_pair(self, a, b) -> list:
