@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +28,8 @@ from mtbt.sim import Faults
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
-KEYS = ("PKMTBTTEST4F7Q2X9Z", "mtbt-test-secret-5b1e0c9d")
+# made up per run (never a real key): the last test greps every file the suite wrote for them
+KEYS = (f"test-key-{uuid.uuid4().hex[:12]}", f"test-secret-{uuid.uuid4().hex}")
 DAY = "2024-08-02"            # 3 short entries: tp1, trail and eod exits in both modes
 COMPARE = ["trade_id", "instrument", "side", "entry_time", "entry_price", "exit_time",
            "exit_price", "qty", "pnl", "exit_reason"]

@@ -105,7 +105,8 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         if stopped_by[0] != "session end":
             log.warning("%s: stopping the session", stopped_by[0])
             close_out(store, broker, strat, data, keep_positions=keep_positions)
-            state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
+            if strat._live:          # stopped during the history: the checkpoint stays
+                state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
         return _finish(cfg, files, strat, broker, data, name, folder, stopped_by[0])
     finally:
         store.stop()
