@@ -34,7 +34,7 @@ from mtbt.brokers import _alpaca_orders as wire
 from mtbt.brokers._alpaca_books import FINAL, Books, Part, Sent
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.live.state import OrderRow, StateStore
-from mtbt.options.book import LegFill, StructureOrder
+from mtbt.options.book import StructureOrder
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
@@ -470,21 +470,16 @@ class AlpacaBroker(Books, BacktestBroker):
         prices = {leg.symbol: float(leg.filled_avg_price) for leg in alpaca_order.legs or []}
         if not prices:                                   # a one-leg structure
             prices = {alpaca_order.symbol: float(alpaca_order.filled_avg_price)}
-        sign = 1 if order.kind == "open" else -1
-        legs, premium = [], 0.0
-        for leg in order.structure.legs:
-            price = prices[wire.occ_symbol(self.p.symbol, leg.expiry, leg.right, leg.strike)]
-            premium += leg.qty * price
-            legs.append(LegFill(leg.right, leg.strike, leg.expiry,
-                                sign * leg.qty * order.contracts, price))
-        chain = self.chain(data, now, data.open[0], order.structure.expiry)
-        fees = order.structure.fees(chain) * order.contracts
+        legs, premium, fees = self._fill_legs(
+            order, data, now, 1 if order.kind == "open" else -1,
+            prices=lambda leg: prices[wire.occ_symbol(self.p.symbol, leg.expiry, leg.right,
+                                                      leg.strike)])
         if order.kind == "close" and order.position.ref not in self.structures:
             log.error("FILL %s closes a structure mtbt no longer holds", alpaca_order.id)
             return
         log.info("FILL %s %s x%d @ %.4f", alpaca_order.client_order_id, order.structure.name,
                  order.contracts, premium)
-        self._complete_structure(order, tuple(legs), premium, fees, now, check_margin=False)
+        self._complete_structure(order, legs, premium, fees, now, check_margin=False)
 
     # -- reconciliation --------------------------------------------------------------------
     def reconcile(self) -> None:

@@ -10,6 +10,7 @@ at intrinsic value. A live broker offers the same two calls (as multi-leg orders
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import backtrader as bt
 
@@ -114,14 +115,16 @@ class BacktestBroker(bt.brokers.BackBroker):
         self._book(order, now)
         self.notifs.append(order)
 
-    def _fill_legs(self, order: StructureOrder, data, now: dt.datetime,
-                   sign: int) -> tuple[tuple[LegFill, ...], float, float]:
-        """Each leg at the chain's honest price; the net signed premium per unit; the fees."""
+    def _fill_legs(self, order: StructureOrder, data, now: dt.datetime, sign: int,
+                   prices: Callable | None = None) -> tuple[tuple[LegFill, ...], float, float]:
+        """Each leg at the chain's honest price (or ``prices(leg)``, a broker's own fill);
+        the net signed premium per unit; the fees."""
         chain = self.chain(data, now, data.open[0], order.structure.expiry)
         legs, premium = [], 0.0
         for leg in order.structure.legs:
             trade_qty = sign * leg.qty
-            price = chain.fill(leg.right, leg.strike, trade_qty)
+            price = chain.fill(leg.right, leg.strike, trade_qty) if prices is None \
+                else prices(leg)
             premium += leg.qty * price
             legs.append(LegFill(leg.right, leg.strike, leg.expiry, trade_qty * order.contracts,
                                 price))
