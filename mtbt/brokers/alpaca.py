@@ -181,9 +181,9 @@ class AlpacaBroker(Books, BacktestBroker):
             spec["limit_price"] = round(order.created.price, 2)
         elif order.exectype == bt.Order.Stop:
             spec["stop_price"] = round(order.created.price, 2)
-        elif order.trailpercent:
+        elif order.exectype == bt.Order.StopTrail and order.trailpercent:
             spec["trail_percent"] = round(order.trailpercent * 100, 4)
-        else:
+        elif order.exectype == bt.Order.StopTrail:
             spec["trail_price"] = round(order.trailamount, 2)
         return spec
 
