@@ -58,14 +58,14 @@ def load_market_data(data_cfg) -> MarketData:
         vix = read_daily(data_cfg.vix)
         label, vix_source = str(data_cfg.bars), str(data_cfg.vix)
         sha = {label: file_sha256(data_cfg.bars), vix_source: file_sha256(data_cfg.vix)}
-    bars, trade_from = _window(bars, label, start, data_cfg.end,
+    bars, trade_from = window(bars, label, start, data_cfg.end,
                                data_cfg.warmup_sessions)
     bars = bars.assign(vix=vix_asof(bars.index, vix, source=vix_source))
     return MarketData(bars, label, sha, trade_from)
 
 
-def _window(bars: pd.DataFrame, label: str, start: dt.date | None, end: dt.date | None,
-            warmup: int) -> tuple[pd.DataFrame, dt.date | None]:
+def window(bars: pd.DataFrame, label: str, start: dt.date | None, end: dt.date | None,
+           warmup: int) -> tuple[pd.DataFrame, dt.date | None]:
     """Cut the bars to [start - warmup sessions, end]."""
     if bars.empty:
         raise DataError(f"{label}: no regular-session bars")

@@ -355,7 +355,7 @@ def load_run(path: str | Path | None = None, overrides: Sequence[str] = ()) -> R
     """
     origin = "<defaults>" if path is None else str(path)
     name = "default" if path is None else Path(path).stem
-    data = {} if path is None else _read(Path(path), origin)
+    data = {} if path is None else read_run_file(Path(path), origin)
     config = _build(data, name, origin, lambda problem: f"{origin}: {problem.text}")
     if not overrides:
         return config
@@ -366,7 +366,7 @@ def load_run(path: str | Path | None = None, overrides: Sequence[str] = ()) -> R
     return _build(merged, name, origin, lambda problem: blame(problem, parsed))
 
 
-def _read(path: Path, origin: str) -> dict[str, Any]:
+def read_run_file(path: Path, origin: str) -> dict[str, Any]:
     """Parse the TOML at ``path`` and check its sections and keys."""
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mtbt._config_errors import fmt
-from mtbt.config import RunConfig, _read, load_run
+from mtbt.config import RunConfig, load_run, read_run_file
 from mtbt.errors import ConfigError
 
 #: Sections a sweep cannot vary: its bars are loaded once, and its runs write no reports.
@@ -80,7 +80,7 @@ def describe(params: dict[str, Any]) -> str:
 def load_grid(path: str | Path) -> Grid:
     """Read GRID.toml; raise a one-line ConfigError naming the file and the key."""
     origin = str(path)
-    data = _read(Path(path), origin)    # TOML errors, unknown sections and keys (with hints)
+    data = read_run_file(Path(path), origin)    # TOML errors, unknown sections and keys
     keys, values = [], []
     for section, table in data.items():
         if section in FIXED_SECTIONS:

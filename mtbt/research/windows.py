@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from feeds.loader import MarketData, _window
+from feeds.loader import MarketData, window
 from mtbt.errors import MtbtError
 
 
@@ -67,6 +67,6 @@ def make_windows(sessions: Sequence[dt.date], train: int, test: int) -> list[Win
 def cut(market: MarketData, first: dt.date, last: dt.date, warmup: int) -> MarketData:
     """``market`` trading ``first`` to ``last``, with ``warmup`` earlier sessions for the
     indicators only: the same cut a backtest with ``data.start``/``data.end`` makes."""
-    bars, trade_from = _window(market.bars, market.label, first, last, warmup)
+    bars, trade_from = window(market.bars, market.label, first, last, warmup)
     return replace(market, bars=bars, trade_from=trade_from)
 
