@@ -40,6 +40,11 @@ _MINUTE = dt.timedelta(minutes=1)
 _Bar = tuple  # (naive NY start, open, high, low, close, volume, stream arrival or None)
 
 
+def _naive_ny(when) -> dt.datetime:
+    """An aware time as naive New York wall-clock time (backtrader's clock)."""
+    return pd.Timestamp(when).tz_convert(NY).tz_localize(None).to_pydatetime()
+
+
 class AlpacaData(bt.feed.DataBase):
     """Alpaca bars for backtrader (see the module docstring).
 
@@ -145,7 +150,7 @@ class AlpacaData(bt.feed.DataBase):
         except queue.Empty:
             return
         while True:
-            start = pd.Timestamp(item[0]).tz_convert(NY).tz_localize(None).to_pydatetime()
+            start = _naive_ny(item[0])
             if self._wanted(start):
                 self._pending[start] = (start, *map(float, item[1:6]), item[6])
             try:
@@ -194,8 +199,7 @@ class AlpacaData(bt.feed.DataBase):
         bars = self.p.store.data_client.get_stock_bars(request).data.get(self.p.symbol, [])
         added = 0
         for bar in bars:
-            begin = pd.Timestamp(bar.timestamp).tz_convert(NY).tz_localize(None)
-            begin = begin.to_pydatetime()
+            begin = _naive_ny(bar.timestamp)
             if (end is None or begin < end) and self._wanted(begin) and begin not in \
                     self._pending:
                 self._pending[begin] = (begin, float(bar.open), float(bar.high),

@@ -50,7 +50,8 @@ class Books:
     """Mixin of ``AlpacaBroker``: checkpoint and restore (see the module docstring)."""
 
     def snapshot(self, data) -> dict:
-        """The books as a JSON-able dict."""
+        """The books as a JSON-able dict (orders: only those not done, all ``restore``
+        looks at, so the checkpoint does not grow with the day)."""
         position = self.positions[data]
         structures = [{"trade_id": getattr(p.info.get("lot"), "trade_id", None),
                        "structure": p.structure.to_dict(), "contracts": p.contracts,
@@ -60,7 +61,7 @@ class Books:
         orders = {cid: {"status": s.status, "alive": any(p.target.alive() for p in s.parts),
                         "parts": [[p.alpaca_id, p.filled_qty, p.filled_value, p.status]
                                   for p in s.parts]}
-                  for cid, s in self._sent.items()}
+                  for cid, s in self._sent.items() if s.status not in FINAL}
         return {"day": self._day.isoformat(), "cash": self.cash,
                 "position": [position.size, position.price], "structures": structures,
                 "orders": orders}
