@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -159,6 +160,25 @@ def _sim_env(sim) -> dict:
         "MTBT_SIM_READY_URL": f"{sim.trading_url}/_sim/ready"}
 
 
+@contextmanager
+def _paced(sim):
+    """The simulator serving and stepping in lockstep (in a thread) until the block ends."""
+    halt = threading.Event()
+    with sim:
+        threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True).start()
+        try:
+            yield sim
+        finally:
+            halt.set()
+
+
+def _paper_args(cfg, instrument: str, logs: Path, state: Path, *extra: str) -> list[str]:
+    """``python -m mtbt paper`` for ``cfg``'s VIX file against the simulator of ``_sim_env``."""
+    return [sys.executable, "-m", "mtbt", "paper", "--set",
+            f'strategy.instrument="{instrument}"', "--vix", cfg.data.vix,
+            "--log-dir", str(logs), "--state", str(state), *extra]
+
+
 def _wait_for(state: Path, process, stage: str, seconds: float = 240) -> dict:
     """The first checkpoint with a lot in ``stage`` (the trader still running)."""
     deadline = time.monotonic() + seconds
@@ -177,14 +197,8 @@ def test_sigkill_mid_day_then_restart_resumes_without_duplicates(shared_data, pa
     expected = _backtest(cfg, tmp_path / "bt")
     sim = simulator(cfg, keys=KEYS)
     state, logs = tmp_path / "state.sqlite", paper_logs / f"restart_{instrument}"
-    halt = threading.Event()
-    with sim:
-        pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
-        pacer.start()
-        env = _sim_env(sim)
-        args = [sys.executable, "-m", "mtbt", "paper", "--set",
-                f'strategy.instrument="{instrument}"', "--vix", cfg.data.vix,
-                "--log-dir", str(logs), "--state", str(state)]
+    with _paced(sim):
+        env, args = _sim_env(sim), _paper_args(cfg, instrument, logs, state)
         with (tmp_path / "first.out").open("w") as out:
             first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
             _wait_for(state, first, "scaled")
@@ -196,7 +210,6 @@ def test_sigkill_mid_day_then_restart_resumes_without_duplicates(shared_data, pa
 
         second = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
         assert second.returncode == 0, second.stderr[-3000:]
-        halt.set()
     logs_text = {p.name: p.read_text() for p in logs.glob("paper_trading_*.log")}
     resumed = next(t for t in logs_text.values() if "RESUMED" in t)
     for lot in killed["lots"]:
@@ -226,20 +239,14 @@ def test_sigterm_cancels_entries_flattens_and_writes_the_files(shared_data, pape
     cfg = _cfg(shared_data, "equity")
     sim = simulator(cfg, keys=KEYS)
     state, logs = tmp_path / "state.sqlite", paper_logs / f"sigterm_{keep}"
-    halt = threading.Event()
-    with sim:
-        pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
-        pacer.start()
-        args = [sys.executable, "-m", "mtbt", "paper", "--set", 'strategy.instrument="equity"',
-                "--vix", cfg.data.vix, "--log-dir", str(logs), "--state", str(state)]
-        args += ["--keep-positions"] if keep else []
+    with _paced(sim):
+        args = _paper_args(cfg, "equity", logs, state, *(["--keep-positions"] if keep else []))
         with (tmp_path / "out.txt").open("w") as out:
             trader = subprocess.Popen(args, env=_sim_env(sim), stdout=out,
                                       stderr=subprocess.STDOUT)
             snap = _wait_for(state, trader, "open")
             trader.send_signal(signal.SIGTERM)
             assert trader.wait(timeout=60) == 0, (tmp_path / "out.txt").read_text()[-3000:]
-        halt.set()
         positions = sim.positions()
         working = [o for o in sim.orders if o.status in ("new", "accepted")]
     summary = json.loads(next(logs.glob("session_summary_*.json")).read_text())
