@@ -51,7 +51,8 @@ from numpy.typing import ArrayLike
 from mtbt.options.pricing import Greeks, bs_greeks, bs_price
 from mtbt.sessions import sessions
 
-__all__ = ["ChainModel", "SyntheticChain", "years_to_close", "TRADING_DAYS", "SESSION_MINUTES"]
+__all__ = ["ChainModel", "SyntheticChain", "quotes", "years_to_close", "TRADING_DAYS",
+           "SESSION_MINUTES"]
 
 TRADING_DAYS = 252
 SESSION_MINUTES = 390
@@ -124,6 +125,62 @@ def _out(x: np.ndarray) -> float | np.ndarray:
     return float(x) if np.ndim(x) == 0 else x
 
 
+def quotes(model: ChainModel, vix: float, spot: ArrayLike, t: ArrayLike, right: ArrayLike,
+           strike: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Model (bid, ask) per share, vectorised over spot, time to expiry (trading years),
+    right and strike: the chain's quotes at many moments at once (the allocator values
+    structures along simulated paths with it). ``SyntheticChain`` uses the same formula."""
+    atm = atm_iv(model, vix)
+    m = mid(model, atm, spot, t, right, strike)
+    return bid_of(model, m), ask_of(model, m)
+
+
+def atm_iv(model: ChainModel, vix: float) -> float:
+    """At-the-money IV: ``atm_iv_ratio`` x the VIX close (points), floored."""
+    return max(model.iv_floor, model.atm_iv_ratio * vix / 100.0)
+
+
+def moneyness(model: ChainModel, atm: float, spot: ArrayLike, t: ArrayLike,
+              strike: ArrayLike) -> np.ndarray:
+    """``ln(K/S)`` in ATM expected moves to expiry, clipped to +/- ``z_cap``."""
+    k, s = np.asarray(strike, dtype=float), np.asarray(spot, dtype=float)
+    sd = atm * np.sqrt(np.maximum(np.asarray(t, dtype=float), 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(sd > 0, np.log(k / s) / np.where(sd > 0, sd, 1.0), np.sign(k - s) * np.inf)
+    return np.clip(np.nan_to_num(z, nan=0.0), -model.z_cap, model.z_cap)
+
+
+def implied_vol(model: ChainModel, atm: float, spot: ArrayLike, t: ArrayLike,
+                strike: ArrayLike) -> np.ndarray:
+    """IV of a strike: skew and smile around the ATM IV by moneyness, then the floor."""
+    z = moneyness(model, atm, spot, t, strike)
+    return np.maximum(model.iv_floor, atm * (1 - model.skew * z + model.smile * z**2))
+
+
+def mid(model: ChainModel, atm: float, spot: ArrayLike, t: ArrayLike, right: ArrayLike,
+        strike: ArrayLike) -> np.ndarray:
+    """Black-Scholes mid per share on the model IV."""
+    return bs_price(spot, strike, t, implied_vol(model, atm, spot, t, strike), right, model.rate)
+
+
+def _half_spread(model: ChainModel, m: np.ndarray) -> np.ndarray:
+    return np.maximum(model.half_spread_pct * m, model.tick)
+
+
+def bid_of(model: ChainModel, m: ArrayLike) -> np.ndarray:
+    """Bid for mid ``m``: mid - half spread, rounded down to the tick, never below 0."""
+    m = np.asarray(m, dtype=float)
+    ticks = np.floor((m - _half_spread(model, m)) / model.tick + 1e-9)
+    return np.maximum(np.round(ticks * model.tick, 10), 0.0)
+
+
+def ask_of(model: ChainModel, m: ArrayLike) -> np.ndarray:
+    """Ask for mid ``m``: mid + half spread, rounded up to the tick."""
+    m = np.asarray(m, dtype=float)
+    ticks = np.ceil((m + _half_spread(model, m)) / model.tick - 1e-9)
+    return np.round(ticks * model.tick, 10)
+
+
 class SyntheticChain:
     """Model quotes for one expiry at one moment.
 
@@ -155,21 +212,15 @@ class SyntheticChain:
     @property
     def atm_iv(self) -> float:
         """At-the-money IV: ``atm_iv_ratio`` x prior VIX close, floored."""
-        return max(self.model.iv_floor, self.model.atm_iv_ratio * self.vix / 100.0)
+        return atm_iv(self.model, self.vix)
 
     def moneyness(self, strike: ArrayLike) -> float | np.ndarray:
         """``ln(K/S)`` in ATM expected moves, clipped to +/- ``z_cap``."""
-        k = np.asarray(strike, dtype=float)
-        sd = self.atm_iv * math.sqrt(self.t)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            z = np.log(k / self.spot) / sd if sd > 0 else np.sign(k - self.spot) * np.inf
-        return _out(np.clip(np.nan_to_num(z, nan=0.0), -self.model.z_cap, self.model.z_cap))
+        return _out(moneyness(self.model, self.atm_iv, self.spot, self.t, strike))
 
     def iv(self, strike: ArrayLike) -> float | np.ndarray:
         """Model IV of a strike (skew and smile around the ATM IV, then the floor)."""
-        m = self.model
-        z = np.asarray(self.moneyness(strike))
-        return _out(np.maximum(m.iv_floor, self.atm_iv * (1 - m.skew * z + m.smile * z**2)))
+        return _out(implied_vol(self.model, self.atm_iv, self.spot, self.t, strike))
 
     def expected_move(self) -> float:
         """One standard deviation of the underlying to expiry: spot x ATM IV x sqrt(t)."""
@@ -189,29 +240,20 @@ class SyntheticChain:
 
     def mid(self, right: ArrayLike, strike: ArrayLike) -> float | np.ndarray:
         """Model mid price per share."""
-        return _out(bs_price(self.spot, strike, self.t, self.iv(strike), right, self.model.rate))
+        return _out(mid(self.model, self.atm_iv, self.spot, self.t, right, strike))
 
     def greeks(self, right: ArrayLike, strike: ArrayLike) -> Greeks:
         """Greeks per share; theta per trading day (the chain's clock)."""
         return bs_greeks(self.spot, strike, self.t, self.iv(strike), right, self.model.rate,
                          days_per_year=TRADING_DAYS)
 
-    def _half_spread(self, mid: np.ndarray) -> np.ndarray:
-        return np.maximum(self.model.half_spread_pct * mid, self.model.tick)
-
     def bid(self, right: ArrayLike, strike: ArrayLike) -> float | np.ndarray:
         """Model bid: mid - half spread, rounded down to the tick, never below 0."""
-        mid = np.asarray(self.mid(right, strike))
-        tick = self.model.tick
-        ticks = np.floor((mid - self._half_spread(mid)) / tick + 1e-9)
-        return _out(np.maximum(np.round(ticks * tick, 10), 0.0))
+        return _out(bid_of(self.model, self.mid(right, strike)))
 
     def ask(self, right: ArrayLike, strike: ArrayLike) -> float | np.ndarray:
         """Model ask: mid + half spread, rounded up to the tick."""
-        mid = np.asarray(self.mid(right, strike))
-        tick = self.model.tick
-        ticks = np.ceil((mid + self._half_spread(mid)) / tick - 1e-9)
-        return _out(np.round(ticks * tick, 10))
+        return _out(ask_of(self.model, self.mid(right, strike)))
 
     def fill(self, right: str, strike: float, qty: int) -> float:
         """Per-share price paid (``qty > 0``: at the ask) or received (``qty < 0``: the bid)."""
