@@ -17,15 +17,16 @@ def payoff_chart(path: Path, name: str, structure, premium: float, model, vix: f
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from mtbt.options.chain import SyntheticChain
+    from mtbt.options.chain import atm_iv, mid, years_to_close
 
     strikes = [leg.strike for leg in structure.legs]
     lo, hi = min(strikes + [spot]) * 0.985, max(strikes + [spot]) * 1.015
     xs = np.linspace(lo, hi, 241)
     mult = model.multiplier
     at_expiry = (np.asarray(structure.payoff(xs)) - premium) * mult
-    at_entry = np.array([structure.value(SyntheticChain(model, x, vix, now, expiry_close))
-                         for x in xs]) - premium
+    t, atm = years_to_close(now, expiry_close), atm_iv(model, vix)
+    at_entry = sum(leg.qty * mid(model, atm, xs, t, leg.right, leg.strike)
+                   for leg in structure.legs) - premium
     fig, ax = plt.subplots(figsize=(8, 4.5))
     ax.plot(xs, at_expiry, label="at expiry")
     ax.plot(xs, at_entry * mult, label=f"at entry ({now:%Y-%m-%d %H:%M}, model mid)")

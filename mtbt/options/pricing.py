@@ -33,11 +33,12 @@ class Greeks(NamedTuple):
 
 
 def _is_call(right: ArrayLike) -> NDArray[np.bool_]:
-    r = np.char.upper(np.asarray(right, dtype=str))
-    bad = ~np.isin(r, ("C", "P"))
-    if bad.any():
-        raise ValueError(f"right must be 'C' or 'P', got {np.unique(r[bad]).tolist()}")
-    return r == "C"
+    r = np.asarray(right)
+    call, put = (r == "C") | (r == "c"), (r == "P") | (r == "p")
+    if not (call | put).all():
+        bad = np.unique(r[~(call | put)]) if r.ndim else [r.item()]
+        raise ValueError(f"right must be 'C' or 'P', got {list(map(str, bad))}")
+    return np.asarray(call)
 
 
 def intrinsic(spot: ArrayLike, strike: ArrayLike, right: ArrayLike) -> Array:
