@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-DAILY_COLUMNS = ("date", "pnl", "trades", "wins", "equity", "drawdown", "regime")
+DAILY_COLUMNS = ("date", "pnl", "trades", "wins", "equity", "drawdown", "regime",
+                 "breaker_trips")
 
 
 def end_of_day(equity: pd.DataFrame) -> pd.Series:
@@ -25,11 +26,13 @@ def closed_trades(trades: pd.DataFrame) -> pd.DataFrame:
 
 
 def daily_table(equity: pd.DataFrame, trades: pd.DataFrame, regimes: pd.DataFrame,
-                start_equity: float) -> pd.DataFrame:
-    """date, pnl, trades, wins, equity, drawdown, regime for each session of the run.
+                start_equity: float, trips: list | tuple = ()) -> pd.DataFrame:
+    """date, pnl, trades, wins, equity, drawdown, regime, breaker_trips per session.
 
     ``pnl`` is the change of end-of-day equity (marked to market), ``drawdown`` the dollars
-    below the highest equity seen at any bar so far, ``regime`` the regime at the day's open.
+    below the highest equity seen at any bar so far, ``regime`` the regime at the day's open,
+    ``breaker_trips`` how many times the drawdown breaker tripped that day (``trips``: the
+    naive New York times of the trips).
     """
     if equity.empty:
         return pd.DataFrame(columns=list(DAILY_COLUMNS))
@@ -44,10 +47,12 @@ def daily_table(equity: pd.DataFrame, trades: pd.DataFrame, regimes: pd.DataFram
     })
     table = table.join(counts).fillna({"trades": 0, "wins": 0})
     table["regime"] = _regime_at_open(table.index, regimes)
+    tripped = pd.Series(1, index=pd.DatetimeIndex(list(trips)).normalize())
+    table["breaker_trips"] = tripped.groupby(level=0).sum().reindex(table.index).fillna(0)
     table.index.name = "date"
     out = table.reset_index()
     out["date"] = out["date"].dt.strftime("%Y-%m-%d")
-    out[["trades", "wins"]] = out[["trades", "wins"]].astype(int)
+    out[["trades", "wins", "breaker_trips"]] = out[["trades", "wins", "breaker_trips"]].astype(int)
     return out[list(DAILY_COLUMNS)]
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from analyzers.allocator import allocator_counts, allocator_table
 from analyzers.daily import daily_table
-from analyzers.journal import TRADE_COLUMNS
+from analyzers.journal import TRADE_COLUMNS, iso_ny
 from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
 from analyzers.tearsheet import buy_and_hold, write_tearsheet
@@ -26,8 +27,9 @@ def atomic_write(path: Path, text: str) -> None:
 
 def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
                   version: str) -> tuple[dict, list[str]]:
-    """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json and the
-    tearsheet; returns the summary and notes for the user (also logged to run.log)."""
+    """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json, the
+    tearsheet and, for options runs, allocator.csv; returns the summary and notes for the
+    user (also logged to run.log)."""
     start_equity = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -41,11 +43,19 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     if journal.legs:
         atomic_write(out / "legs.csv", journal.get_legs().to_csv(index=False))
     atomic_write(out / "equity.csv", _iso_index(equity).to_csv())
-    atomic_write(out / "daily.csv",
-                 daily_table(equity, trades, regimes, start_equity).to_csv(index=False))
+    trips = list(getattr(strat, "breaker_trips", []))
+    atomic_write(out / "daily.csv", daily_table(equity, trades, regimes, start_equity,
+                                                trips).to_csv(index=False))
     atomic_write(out / "regime.csv", regimes.to_csv(index=False))
+    counts = None
+    if cfg.strategy.instrument == "options" and cfg.strategy.name == "wave_renko":
+        decisions = allocator_table(strat.allocations, trades)
+        atomic_write(out / "allocator.csv", decisions.to_csv(index=False))
+        counts = allocator_counts(decisions)
     summary = summarize(trades, equity, start_equity, data=market.label,
-                        data_sha256=market.sha256, version=version)
+                        data_sha256=market.sha256, version=version,
+                        max_dd_action=cfg.risk_management.max_dd_action,
+                        breaker_trips=[iso_ny(t) for t in trips], allocator=counts)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     config = {"run_id": cfg.run_id, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")

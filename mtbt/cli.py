@@ -191,7 +191,9 @@ def _print_summary(result) -> None:
             ("max drawdown", f"${s['max_drawdown']:,.2f}"),
             ("sharpe", _num(s["sharpe"])), ("profit factor", _num(s["profit_factor"])),
             ("final equity", f"${s['final_equity']:,.2f}"),
-            *_alert_rows(result.alerts),
+            *_alert_rows(result.alerts, s),
+            *_allocator_rows(s.get("allocator")),
+            *_regime_rows(result.regimes),
             ("reports", str(result.out_dir))]
     for name, value in rows:
         table.add_row(name, value)
@@ -200,14 +202,35 @@ def _print_summary(result) -> None:
         console.print(f"[yellow]note:[/] {note}")
 
 
-def _alert_rows(alerts: list) -> list[tuple[str, str]]:
-    """The count of risk alerts, and the drawdown pause if trading was paused."""
+def _alert_rows(alerts: list, summary: dict) -> list[tuple[str, str]]:
+    """The count of risk alerts, and the drawdown breaker's trips."""
     if not alerts:
         return []
     rows = [("risk alerts", f"{len(alerts)} (see run.log)")]
-    rows += [("trading paused", f"{when:%Y-%m-%d %H:%M}: {text}")
-             for when, text in alerts if text.startswith("max drawdown")]
+    trips = [(when, text) for when, text in alerts if text.startswith("max drawdown")]
+    if summary.get("max_dd_action") == "alert" and trips:
+        first = trips[0][0]
+        rows.append(("breaker (alert)", f"tripped {len(trips)} time(s), first "
+                                        f"{first:%Y-%m-%d %H:%M}; trading went on"))
+    else:
+        rows += [("trading paused", f"{when:%Y-%m-%d %H:%M}: {text}") for when, text in trips]
     return rows
+
+
+def _allocator_rows(counts: dict | None) -> list[tuple[str, str]]:
+    """How the options allocator decided the run's signals."""
+    if not counts:
+        return []
+    picked = ", ".join(f"{name} {n}" for name, n in counts["structures"].items()) or "none"
+    return [("options", f"{counts['signals']} signals: structures {picked}; as shares "
+                        f"{counts['shares']}; skipped {counts['skipped']} (allocator.csv)")]
+
+
+def _regime_rows(regimes: dict[str, int]) -> list[tuple[str, str]]:
+    """Sessions per regime at the open (the volatility filter's pauses)."""
+    if not regimes:
+        return []
+    return [("regime", ", ".join(f"{name} {n}" for name, n in regimes.items()) + " sessions")]
 
 
 def _num(value: float | None) -> str:

@@ -180,6 +180,7 @@ class RiskManagement(_Section):
     max_positions: int = Field(3, ge=1, le=50)
     daily_dd_limit: float = Field(500.0, gt=0)
     max_dd_threshold: float = Field(1000.0, gt=0)
+    max_dd_action: Literal["pause", "alert"] = "pause"
     max_leverage: float = Field(4.0, ge=1, le=10)
 
 
@@ -246,10 +247,22 @@ class Deployment(_Section):
 
 
 class Options(_Section):
-    """``[options]``: the synthetic chain that prices structures (``ChainModel``) and expiry."""
+    """``[options]``: expiry, the allocator (expected value under the exits) and the synthetic
+    chain that prices structures (``ChainModel``)."""
 
     section: ClassVar[str] = "options"
+    CHAIN_KEYS: ClassVar[tuple[str, ...]] = ("iv_floor", "atm_iv_ratio", "skew", "smile",
+                                             "half_spread_pct", "fee_per_contract")
     expiry_sessions: int = Field(0, ge=0, le=30)
+    score: Literal["ev", "reward_risk"] = "ev"
+    min_edge: float = Field(0.0, ge=-10, le=10)
+    fallback: Literal["shares", "skip"] = "shares"
+    ev_paths: int = Field(2000, ge=100, le=200_000)
+    ev_seed: int = Field(7, ge=0)
+    vol_sessions: int = Field(5, ge=1, le=60)
+    edge: Literal["none", "signals"] = "none"
+    edge_shrink: float = Field(20.0, ge=0, le=10_000)
+    worst_gap_pct: float = Field(0.005, ge=0, le=0.2)
     iv_floor: float = Field(0.08, gt=0, le=2)
     atm_iv_ratio: float = Field(1.0, gt=0, le=5)
     skew: float = Field(0.15, ge=0, le=5)
@@ -269,6 +282,7 @@ class IronCondor(_Section):
     max_hold_minutes: int = Field(240, ge=1, le=390)
     max_open: int = Field(2, ge=1, le=10)
     daily_profit_target: float = Field(250.0, gt=0)
+    sizing: Literal["stop", "max_loss"] = "stop"
 
 
 class Benchmark(_Section):

@@ -19,31 +19,48 @@ class Decision:
 
 
 class RiskManager:
-    """Limits on positions and losses, kept on realised PnL (the readiness report's API).
+    """Limits on positions and losses (the readiness report's API), kept as caps.
 
     - at most ``max_positions`` lots open (entries still working count);
-    - a trade's position cost (its loss at the hard stop, costs included) must fit the budget
-      ``account_size * risk_per_trade_pct``;
+    - a trade's position cost (its loss at the hard stop for shares, its worst-case loss for
+      an option structure; costs included) must fit ``entry_budget``: the budget
+      ``account_size * risk_per_trade_pct``, and the **daily room**, what the day may still
+      lose: ``daily_dd_limit`` + the day's realised PnL - ``open_risk`` (the loss at the stops
+      of the lots already open, which the strategy sets before each entry). So the day's
+      realised loss, the open lots' losses at their stops and the new lot's worst case
+      together stay within ``daily_dd_limit``; only a gap through a stop can take it further.
+      When the room is under ``MIN_ROOM_SHARE`` (a fifth) of the per-trade budget, the day
+      takes no new entry (a trade sized to a few dollars of room is noise, not a position);
     - once the day's realised loss reaches ``daily_dd_limit``, no new entry until
       ``reset_daily`` (the strategy also flattens what is open: exit reason ``risk``);
-    - once realised equity is ``max_dd_threshold`` below its peak, trading pauses for the
-      rest of the run (an alert; the strategy flattens). ``reset_daily`` does not lift it.
+    - the drawdown **breaker** trips when realised equity is ``max_dd_threshold`` below its
+      peak. ``max_dd_action = "pause"``: no new entry after the trip (``paused``; the
+      strategy flattens), until ``reset_breaker``; ``"alert"``: the trip is counted and
+      alerted and trading goes on; it re-arms once equity makes a new peak.
     """
+
+    MIN_ROOM_SHARE = 0.2
 
     def __init__(self, account_size: float = 25_000.0, risk_per_trade_pct: float = 0.02,
                  max_positions: int = 3, daily_dd_limit: float = 500.0,
-                 max_dd_threshold: float = 1_000.0):
+                 max_dd_threshold: float = 1_000.0, max_dd_action: str = "pause"):
+        if max_dd_action not in ("pause", "alert"):
+            raise ValueError(f"max_dd_action must be 'pause' or 'alert', got {max_dd_action!r}")
         self.account_size = account_size
         self.risk_per_trade_pct = risk_per_trade_pct
         self.max_positions = max_positions
         self.daily_dd_limit = daily_dd_limit
         self.max_dd_threshold = max_dd_threshold
+        self.max_dd_action = max_dd_action
         self.realized = 0.0             # since the start
         self.day_pnl = 0.0              # realised today
         self.peak = account_size
         self.open_positions = 0
+        self.open_risk = 0.0            # loss at the stops of the open lots (set per entry)
         self.halted_today = False       # daily loss limit reached
-        self.paused = False             # total drawdown threshold reached
+        self.paused = False             # the breaker tripped with max_dd_action "pause"
+        self.tripped = False            # the breaker is tripped (either action)
+        self.trips = 0                  # how many times it tripped
         self.alerts: list[str] = []
 
     @property
@@ -53,8 +70,23 @@ class RiskManager:
 
     @property
     def risk_budget(self) -> float:
-        """Dollars one trade may lose at its hard stop."""
+        """Dollars one trade may lose at its hard stop (or worst case)."""
         return self.account_size * self.risk_per_trade_pct
+
+    @property
+    def daily_room(self) -> float:
+        """Dollars a new entry may still risk today: the daily limit, plus the day's realised
+        PnL, less the open lots' loss at their stops."""
+        return self.daily_dd_limit + self.day_pnl - self.open_risk
+
+    @property
+    def entry_budget(self) -> float:
+        """What a new entry may risk: the per-trade budget or the daily room, the smaller
+        (0 when the room is under ``MIN_ROOM_SHARE`` of the budget)."""
+        room = self.daily_room
+        if room < self.MIN_ROOM_SHARE * self.risk_budget:
+            return 0.0
+        return min(self.risk_budget, room)
 
     @property
     def drawdown(self) -> float:
@@ -70,11 +102,21 @@ class RiskManager:
             return Decision(False, f"daily loss limit ${self.daily_dd_limit:,.2f} reached")
         if self.open_positions >= self.max_positions:
             return Decision(False, f"max_positions: {self.open_positions} already open")
+        if self.entry_budget <= 0:
+            return Decision(False, f"daily room ${self.daily_room:,.2f} is under "
+                                   f"{self.MIN_ROOM_SHARE:.0%} of the risk budget (limit "
+                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
+                                   f"open at stops ${self.open_risk:,.2f})")
         if not position_cost > 0:
             return Decision(False, "position size is zero (not enough buying power)")
         if position_cost > self.risk_budget + 1e-9:
             return Decision(False, f"position cost ${position_cost:,.2f} exceeds the risk "
                                    f"budget ${self.risk_budget:,.2f}")
+        if position_cost > self.daily_room + 1e-9:
+            return Decision(False, f"position cost ${position_cost:,.2f} exceeds the daily "
+                                   f"room ${self.daily_room:,.2f} (limit "
+                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
+                                   f"open at stops ${self.open_risk:,.2f})")
         return Decision(True)
 
     def on_open(self) -> None:
@@ -87,21 +129,30 @@ class RiskManager:
         """Book a realised PnL (net dollars) and check the loss limits."""
         self.realized += pnl
         self.day_pnl += pnl
-        self.peak = max(self.peak, self.equity)
+        if self.equity > self.peak:
+            self.peak = self.equity
+            if self.max_dd_action == "alert":
+                self.tripped = False           # a new peak re-arms the alert
         if not self.halted_today and -self.day_pnl >= self.daily_dd_limit:
             self.halted_today = True
             self._alert(f"daily loss limit: the day has lost ${-self.day_pnl:,.2f} "
                         f"(limit ${self.daily_dd_limit:,.2f}); no new entries today")
-        if not self.paused and self.drawdown >= self.max_dd_threshold:
-            self.paused = True
+        if not self.tripped and self.drawdown >= self.max_dd_threshold:
+            self.tripped, self.trips = True, self.trips + 1
+            self.paused = self.max_dd_action == "pause"
+            then = "trading paused" if self.paused else "alert only, trading goes on"
             self._alert(f"max drawdown: equity ${self.equity:,.2f} is "
-                        f"${self.drawdown:,.2f} below the peak ${self.peak:,.2f}; "
-                        "trading paused")
+                        f"${self.drawdown:,.2f} below the peak ${self.peak:,.2f}; {then}")
 
     def reset_daily(self) -> None:
-        """A new session: the day's counters start again (the drawdown pause does not)."""
+        """A new session: the day's counters start again (the breaker does not)."""
         self.day_pnl = 0.0
         self.halted_today = False
+
+    def reset_breaker(self) -> None:
+        """Clear a tripped breaker: the drawdown counts again from today's equity."""
+        self.paused = self.tripped = False
+        self.peak = self.equity
 
     def _alert(self, text: str) -> None:
         self.alerts.append(text)   # the strategy logs them with the bar's time
@@ -116,7 +167,8 @@ def cost_per_share(price: float, stop_pct: float, commission: float, slippage: f
 
 
 class RiskSizer(bt.Sizer):
-    """Shares such that the loss at the hard stop, costs included, fits the risk budget.
+    """Shares such that the loss at the hard stop, costs included, fits the entry budget
+    (``RiskManager.entry_budget``: the per-trade budget or the daily room).
 
     Also capped by buying power: 99% of equity x ``max_leverage`` less the value of what is
     open (the 1% covers an entry filling away from the price it was sized at).
@@ -133,7 +185,7 @@ class RiskSizer(bt.Sizer):
         """The size for an entry near ``price`` (pure: used by ``_getsizing`` and tests)."""
         p = self.p
         per_share = cost_per_share(price, p.stop_pct, p.commission, p.slippage)
-        by_risk = math.floor(p.risk.risk_budget / per_share)
+        by_risk = math.floor(p.risk.entry_budget / per_share)
         power = _POWER_USE * (equity * p.max_leverage - exposure)
         by_power = math.floor(max(0.0, power) / (price + p.commission + p.slippage))
         return max(0, min(by_risk, by_power))

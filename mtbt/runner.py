@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import backtrader as bt
+import pandas as pd
 
 from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
@@ -19,6 +20,7 @@ from mtbt._version import __version__
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.config import RunConfig
 from mtbt.exits import ExitRules
+from mtbt.options.allocator import AllocatorSettings
 from mtbt.options.chain import ChainModel
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import sessions
@@ -37,7 +39,16 @@ def managed_kwargs(cfg: RunConfig) -> dict:
                 force_close_before=h.force_close_minutes_before_close,
                 options_force_close_before=h.options_force_close_minutes_before_close,
                 exit_rules=ExitRules(**cfg.scaling_exits.model_dump()),
-                instrument=instrument, expiry_sessions=cfg.options.expiry_sessions)
+                instrument=instrument, expiry_sessions=cfg.options.expiry_sessions,
+                allocator=allocator_settings(cfg))
+
+
+def allocator_settings(cfg: RunConfig) -> AllocatorSettings:
+    """The options allocator's settings from ``[options]``."""
+    o = cfg.options
+    return AllocatorSettings(score=o.score, min_edge=o.min_edge, fallback=o.fallback,
+                             paths=o.ev_paths, seed=o.ev_seed, vol_sessions=o.vol_sessions,
+                             edge=o.edge, edge_shrink=o.edge_shrink, gap=o.worst_gap_pct)
 
 
 def strategy_kwargs(cfg: RunConfig) -> dict:
@@ -52,13 +63,13 @@ def strategy_kwargs(cfg: RunConfig) -> dict:
 
 def chain_model(cfg: RunConfig) -> ChainModel:
     """The synthetic chain's settings from ``[options]``."""
-    return ChainModel(**cfg.options.model_dump(exclude={"expiry_sessions"}))
+    return ChainModel(**cfg.options.model_dump(include=set(cfg.options.CHAIN_KEYS)))
 
 
 def risk_manager(cfg: RunConfig) -> RiskManager:
     r = cfg.risk_management
     return RiskManager(r.account_size, r.risk_per_trade_pct, r.max_positions,
-                       r.daily_dd_limit, r.max_dd_threshold)
+                       r.daily_dd_limit, r.max_dd_threshold, r.max_dd_action)
 
 
 def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
@@ -116,6 +127,7 @@ class BacktestResult:
     bars: int
     alerts: list = field(default_factory=list)   # (bar time, text) of each risk alert
     notes: list = field(default_factory=list)    # things the user should know about the run
+    regimes: dict = field(default_factory=dict)  # sessions per regime at the open
 
 
 def default_out_dir(cfg: RunConfig) -> Path:
@@ -158,7 +170,9 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                                        version=__version__)
     finally:
         _detach_run_log(handler)
-    return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes)
+    regimes = pd.read_csv(out / "daily.csv")["regime"].value_counts()
+    return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes,
+                          {str(k): int(v) for k, v in regimes.items()})
 
 
 def _log_header(cfg: RunConfig, market) -> None:

@@ -39,25 +39,31 @@ def equity_run(tmp_path_factory) -> Path:
 
 
 def check_option_rules(out: Path) -> pd.DataFrame:
-    """trades.csv and legs.csv of an options run: structures, flat by 15:25, legs for all."""
-    trades = check_trade_rules(out, force_before=35, equity=False)
-    assert set(trades["instrument"]) <= STRUCTURES
-    assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
-                                          "risk"}
+    """trades.csv and legs.csv of an options run: structures flat by 15:25 with legs for all,
+    signals the allocator sent to shares by the shares' rules."""
+    trades = check_trade_rules(out)
+    structures = trades[trades["instrument"] != "equity"]
+    assert set(structures["instrument"]) <= STRUCTURES
     legs = pd.read_csv(out / "legs.csv")
-    assert set(legs["trade_id"]) == set(trades["trade_id"])
+    assert set(legs["trade_id"]) == set(structures["trade_id"])
     opened = legs[legs["action"] == "open"].groupby("trade_id")["qty"].apply(
         lambda q: q.abs().min())
-    closed = trades.groupby("trade_id")["qty"].sum()
+    closed = structures.groupby("trade_id")["qty"].sum()
     assert (opened == closed.reindex(opened.index)).all()     # every contract came back
     assert (legs["expiry"] == legs["time"].str.slice(0, 10)).all()   # 0DTE
+    sells = legs[(legs["action"] == "open") & (legs["qty"] < 0)]
+    assert (sells["fill"] > 0).all()                           # no leg sold at a zero bid
     return trades
 
 
-def check_trade_rules(out: Path, *, max_positions: int = 3, force_before: int = 15,
-                      equity: bool = True, window: tuple[str, str] = ("09:30", "11:00")
-                      ) -> pd.DataFrame:
-    """The rules every trades.csv of the default run must obey."""
+WAVE_EXITS = {"stop", "tp1", "tp2", "trail", "breakeven", "eod", "risk"}
+CONDOR_EXITS = {"profit_target", "stop_loss", "time", "eod", "risk"}
+
+
+def check_trade_rules(out: Path, *, max_positions: int = 3, reasons: set = WAVE_EXITS,
+                      window: tuple[str, str] = ("09:30", "11:00")) -> pd.DataFrame:
+    """The rules every trades.csv of the default run must obey (shares flat 15 minutes
+    before the close, structures 35)."""
     trades = pd.read_csv(out / "trades.csv")
     assert tuple(trades.columns) == TRADE_COLUMNS
     entry = pd.to_datetime(trades["entry_time"].str.slice(0, 19))
@@ -65,10 +71,11 @@ def check_trade_rules(out: Path, *, max_positions: int = 3, force_before: int = 
     assert trades["entry_time"].str.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[-+]\d\d:\d\d").all()
     # entries inside the window (09:30-11:00 New York)
     assert trades["entry_time"].str.slice(11, 16).between(*window).all()
-    # flat by the force close: 15 minutes before that session's close, early closes included
+    # flat by the force close: minutes before that session's close, early closes included
     cal = sessions(entry.min().date(), exit_.max().date())
-    force = exit_.map(lambda t: cal[t.date()].minutes_before_close(force_before))
-    assert (exit_ <= force).all()
+    before = (trades["instrument"] == "equity").map({True: 15, False: 35})
+    force = [cal[t.date()].minutes_before_close(b) for t, b in zip(exit_, before, strict=True)]
+    assert (exit_ <= pd.Series(force, index=exit_.index)).all()
     assert (exit_.dt.date == entry.dt.date).all()
     assert (trades["regime"] == "TRADE_NORMAL").all()
     # at most max_positions lots open at any moment
@@ -78,20 +85,19 @@ def check_trade_rules(out: Path, *, max_positions: int = 3, force_before: int = 
         open_now = ((per_trade["entry"] <= t) & (per_trade["exit"] > t)).sum()
         assert open_now <= max_positions
     check_loss_limits(trades.assign(entry=entry, exit=exit_))
-    if not equity:
+    assert set(trades["exit_reason"]) <= reasons
+    shares = trades[trades["instrument"] == "equity"]
+    if shares.empty:
         return trades
     # the hard stop is about -0.7% and tp1 +1% (to the cent), per side
-    sign = trades["side"].map({"long": 1, "short": -1})
-    move = sign * (trades["exit_price"] / trades["entry_price"] - 1)
-    stops = trades["exit_reason"] == "stop"
+    sign = shares["side"].map({"long": 1, "short": -1})
+    move = sign * (shares["exit_price"] / shares["entry_price"] - 1)
+    stops = shares["exit_reason"] == "stop"
     assert move[stops].between(-0.0075, -0.0069).all()     # gaps may fill beyond the stop
-    tp1 = trades["exit_reason"] == "tp1"           # a limit: at its price, or better on a gap
-    tp1_level = (trades["entry_price"] * (1 + 0.01 * sign)).round(2)
-    assert (sign * (trades["exit_price"] - tp1_level) >= -1e-9)[tp1].all()
+    tp1 = shares["exit_reason"] == "tp1"           # a limit: at its price, or better on a gap
+    tp1_level = (shares["entry_price"] * (1 + 0.01 * sign)).round(2)
+    assert (sign * (shares["exit_price"] - tp1_level) >= -1e-9)[tp1].all()
     assert (move[tp1] < 0.0105).all()
-    assert set(trades["exit_reason"]) <= {"stop", "tp1", "tp2", "trail", "breakeven", "eod",
-                                          "risk"}
-    assert (trades["instrument"] == "equity").all()
     return trades
 
 
@@ -116,7 +122,7 @@ def test_default_backtest_writes_every_report(sample_run):
         assert (sample_run / name).stat().st_size > 0, name
     charts = list(sample_run.glob("payoff_*.png"))
     trades = pd.read_csv(sample_run / "trades.csv")
-    assert {c.stem[len("payoff_"):] for c in charts} == set(trades["instrument"])
+    assert {c.stem[len("payoff_"):] for c in charts} == set(trades["instrument"]) - {"equity"}
     assert not list(sample_run.glob(".*"))          # no temporary files left behind
 
 
@@ -127,6 +133,7 @@ def test_default_backtest_trades_options_by_the_rules(sample_run):
 
 def test_equity_backtest_trades_obey_the_rules(equity_run):
     trades = check_trade_rules(equity_run)
+    assert (trades["instrument"] == "equity").all()
     assert trades["trade_id"].nunique() >= 10
     assert {"stop", "tp1", "eod"} <= set(trades["exit_reason"])
 
@@ -135,10 +142,9 @@ def test_the_iron_condor_run(tmp_path):
     out = tmp_path / "condor"
     run = Path(__file__).resolve().parents[1] / "runs" / "iron_condor.toml"
     assert main(["backtest", str(run), "--out", str(out), "--quiet", "--no-tearsheet"]) == 0
-    trades = check_trade_rules(out, force_before=35, max_positions=2, equity=False,
+    trades = check_trade_rules(out, max_positions=2, reasons=CONDOR_EXITS,
                                window=("09:45", "14:30"))
     assert set(trades["instrument"]) == {"iron_condor"} and len(trades) >= 10
-    assert set(trades["exit_reason"]) <= {"profit_target", "stop_loss", "time", "eod", "risk"}
     entry = trades["entry_time"].str.slice(11, 16)
     assert set(entry) <= {"09:45", "11:30", "13:00", "14:30"}
     assert (out / "payoff_iron_condor.png").exists()
@@ -274,7 +280,7 @@ def test_the_iron_condor_on_real_spy(shared_data, tmp_path):
                  str(shared_data / "vix_1d_1990_2026.parquet"), "--start", "2024-06-03",
                  "--end", "2024-08-30", "--out", str(out), "--quiet"])
     assert code == 0
-    trades = check_trade_rules(out, force_before=35, max_positions=2, equity=False,
+    trades = check_trade_rules(out, max_positions=2, reasons=CONDOR_EXITS,
                                window=("09:45", "14:30"))
     assert len(trades) >= 10 and set(trades["instrument"]) == {"iron_condor"}
     for name in (*REPORTS, "legs.csv", "payoff_iron_condor.png"):

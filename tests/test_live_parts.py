@@ -22,6 +22,7 @@ from mtbt.options import structures as st
 from mtbt.options.allocator import allocate
 from mtbt.options.chain import ChainModel, SyntheticChain
 from mtbt.options.occ import occ_symbol, parse_occ
+from mtbt.options.paths import PathModel
 from mtbt.stores.alpaca import Endpoints, keys_from_env
 from mtbt.stores.http import ResilientSession
 from mtbt.strategies._resume import lot_body, lot_from
@@ -179,11 +180,16 @@ def test_the_allocator_never_trades_a_held_contract_the_other_way():
     day = dt.date(2024, 8, 2)
     chain = SyntheticChain(ChainModel(), 530.0, 18.0, dt.datetime(2024, 8, 2, 10, 0),
                            dt.datetime(2024, 8, 2, 16, 0))
-    free = allocate(-1, 530.0, chain, 500.0)
+    model = PathModel(0.0005, 0.0, 400, seed=1)
+
+    def pick(held=None):
+        return allocate(-1, chain, 500.0, bars=325, model=model, held=held, min_edge=-10)
+
+    free = pick()
     legs = free.best.structure.legs
     held = {(leg.right, leg.strike, leg.expiry): -leg.qty * 10 for leg in legs}
-    blocked = allocate(-1, 530.0, chain, 500.0, held=held)
+    blocked = pick(held)
     assert blocked.best is None or blocked.best.structure != free.best.structure
     assert any("held the other way" in (c.reason or "") for c in blocked.candidates)
     same_way = {(leg.right, leg.strike, day): leg.qty for leg in legs}
-    assert allocate(-1, 530.0, chain, 500.0, held=same_way).best == free.best
+    assert pick(same_way).best == free.best

@@ -15,6 +15,7 @@ from mtbt.config import load_run
 from mtbt.options.structures import long_call
 from mtbt.runner import build_cerebro, strategy_kwargs
 from mtbt.strategies import IronCondor0DTE, ManagedStrategy, Signal
+from mtbt.strategies._structures import Choice
 from tests.bars import session_frame
 
 DAY = dt.date(2024, 1, 3)
@@ -31,7 +32,7 @@ class OneCall(ManagedStrategy):
         return None
 
     def choose_structure(self, signal, chain, budget):
-        return long_call(chain.expiry, 450.0), self.p.contracts, 100.0, "scripted"
+        return Choice(long_call(chain.expiry, 450.0), self.p.contracts, 100.0, "scripted")
 
     def manage_lot(self, lot, close):
         pass

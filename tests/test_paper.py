@@ -31,7 +31,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
 # made up per run (never a real key): the last test greps every file the suite wrote for them
 KEYS = (f"test-key-{uuid.uuid4().hex[:12]}", f"test-secret-{uuid.uuid4().hex}")
-DAY = "2024-08-02"            # 3 short entries: tp1, trail and eod exits in both modes
+# replayed days: shares, 2 short entries (tp1, trail, eod); options, a put butterfly and a
+# signal the allocator sent to shares (tp1, then trail)
+DAYS = {"equity": "2024-08-02", "options": "2025-01-02"}
+EXITS = {"equity": {"tp1", "trail", "eod"}, "options": {"tp1", "trail"}}
 COMPARE = ["trade_id", "instrument", "side", "entry_time", "entry_price", "exit_time",
            "exit_price", "qty", "pnl", "exit_reason"]
 
@@ -46,7 +49,7 @@ def _cfg(shared: Path, instrument: str):
     cfg = load_run(None, [f'data.bars="{shared / "spy_1m_2024-03-26_2025-04-02.parquet"}"',
                           f'data.vix="{shared / "vix_1d_1990_2026.parquet"}"',
                           f'strategy.instrument="{instrument}"', "report.tearsheet=false"])
-    return replay_config(cfg, cfg.data.bars, pd.Timestamp(DAY).date())
+    return replay_config(cfg, cfg.data.bars, pd.Timestamp(DAYS[instrument]).date())
 
 
 def _backtest(cfg, out: Path) -> pd.DataFrame:
@@ -64,7 +67,8 @@ def test_replayed_day_trades_exactly_like_the_backtest(shared_data, paper_logs, 
                                                        instrument):
     cfg = _cfg(shared_data, instrument)
     expected = _backtest(cfg, tmp_path / "bt")
-    assert len(expected) >= 5 and {"tp1", "trail", "eod"} <= set(expected["exit_reason"])
+    assert len(expected) >= 3 and EXITS[instrument] <= set(expected["exit_reason"])
+    assert (instrument == "equity") == (expected["instrument"] == "equity").all()
     result = replay(cfg, log_dir=paper_logs / f"parity_{instrument}",
                     state_path=tmp_path / "state.sqlite")
     got = pd.read_csv(result.folder / f"trades_{result.session}.csv")

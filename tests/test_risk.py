@@ -34,9 +34,9 @@ def test_position_cost_over_the_budget_is_refused():
 def test_daily_loss_limit_stops_entries_until_the_daily_reset():
     risk = manager()
     risk.update_pnl(-300)
-    assert risk.can_take_trade(400)
+    assert risk.can_take_trade(200)
     risk.update_pnl(-200)                  # the day has now lost exactly the limit
-    decision = risk.can_take_trade(400)
+    decision = risk.can_take_trade(100)
     assert not decision and "daily loss limit" in decision.reason
     assert risk.halted_today and len(risk.alerts) == 1
     risk.reset_daily()
@@ -44,22 +44,72 @@ def test_daily_loss_limit_stops_entries_until_the_daily_reset():
     assert risk.day_pnl == 0
 
 
-def test_total_drawdown_pauses_for_good():
+def test_the_daily_limit_is_a_cap_on_realised_plus_open_plus_new_risk():
+    risk = manager()
+    assert risk.entry_budget == 500                 # the per-trade budget binds
+    risk.update_pnl(-150)
+    assert risk.daily_room == 350 and risk.entry_budget == 350
+    risk.open_risk = 200                            # lots open, losing 200 at their stops
+    assert risk.entry_budget == pytest.approx(150)
+    assert risk.can_take_trade(150)
+    decision = risk.can_take_trade(150.01)
+    assert not decision and "daily room" in decision.reason
+    risk.open_risk = 260                            # 90 left: under a fifth of the budget
+    assert risk.entry_budget == 0
+    decision = risk.can_take_trade(50)
+    assert not decision and "under 20%" in decision.reason
+    risk.update_pnl(400)                            # a winning exit: the day is +250
+    assert risk.entry_budget == 490                 # 500 + 250 - 260
+    risk.open_risk = 900
+    assert risk.entry_budget == 0 and not risk.can_take_trade(1)
+
+
+def test_sizer_sizes_to_the_daily_room():
+    risk = manager()
+    sizer = RiskSizer(risk=risk, stop_pct=0.007, commission=0.005, slippage=0.01,
+                      max_leverage=4.0)
+    risk.update_pnl(-250)
+    risk.open_risk = 100
+    qty = sizer.shares(price=500.0, equity=24_750, exposure=0.0)
+    assert qty == 42                                # floor(150 / 3.53)
+    assert risk.can_take_trade(sizer.position_cost(qty, 500.0))
+
+
+def test_the_breaker_pauses_for_good_unless_reset():
     risk = manager()
     risk.update_pnl(400)                   # peak 25,400
     risk.reset_daily()
     risk.update_pnl(-450)
     risk.reset_daily()
-    risk.update_pnl(-450)                  # 1,000 below the peak (its own day: not halted)
+    risk.update_pnl(-450)                  # 900 below the peak (its own day: not halted)
     assert risk.drawdown == pytest.approx(900)
-    assert risk.can_take_trade(400)
     risk.reset_daily()
+    assert risk.can_take_trade(400) and not risk.tripped
     risk.update_pnl(-100)
     decision = risk.can_take_trade(400)
     assert not decision and "paused" in decision.reason
-    assert any("max drawdown" in a for a in risk.alerts)
+    assert risk.tripped and risk.paused and risk.trips == 1
+    assert any("max drawdown" in a and "paused" in a for a in risk.alerts)
     risk.reset_daily()
     assert not risk.can_take_trade(400)    # a new day does not lift the pause
+    risk.reset_breaker()                   # the user's reset: it counts from here
+    assert risk.can_take_trade(400) and risk.peak == risk.equity and risk.drawdown == 0
+
+
+def test_the_alert_breaker_marks_each_trip_and_trades_on():
+    risk = RiskManager(daily_dd_limit=5_000, max_dd_threshold=1_000, max_dd_action="alert")
+    risk.update_pnl(-1_000)
+    assert risk.tripped and not risk.paused and risk.trips == 1
+    assert risk.can_take_trade(400)
+    assert "alert only" in risk.alerts[-1]
+    risk.update_pnl(-500)                  # deeper in the same drawdown: no second trip
+    assert risk.trips == 1
+    risk.update_pnl(1_600)                 # a new peak re-arms it
+    assert not risk.tripped
+    risk.update_pnl(-1_000)
+    assert risk.trips == 2
+    with pytest.raises(ValueError):
+        RiskManager(max_dd_action="stop")
 
 
 def test_sizer_risks_at_most_the_budget_costs_included():

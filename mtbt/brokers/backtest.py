@@ -45,11 +45,12 @@ class BacktestBroker(bt.brokers.BackBroker):
         return self._queue(StructureOrder(owner, data, "open", structure, contracts, info=info))
 
     def close_structure(self, owner, position: StructurePosition, contracts: int | None = None,
-                        **info) -> StructureOrder:
-        """Close ``contracts`` (all by default) of an open position at the next bar's open."""
+                        limit: float | None = None, **info) -> StructureOrder:
+        """Close ``contracts`` (all by default) of an open position at the next bar's open;
+        with ``limit``, only if that gets at least ``limit`` per share (else Canceled)."""
         qty = position.contracts if contracts is None else contracts
         order = StructureOrder(owner, position.data, "close", position.structure, qty,
-                               position=position, info=info)
+                               position=position, info=info, limit=limit)
         return self._queue(order)
 
     def chain(self, data, when: dt.datetime, spot: float, expiry: dt.date) -> SyntheticChain:
@@ -94,6 +95,10 @@ class BacktestBroker(bt.brokers.BackBroker):
             return
         sign = 1 if order.kind == "open" else -1
         legs, premium, fees = self._fill_legs(order, data, now, sign)
+        if order.limit is not None and premium < order.limit - 1e-9:
+            order.status = order.Canceled          # the limit was not reached at this open
+            self.notifs.append(order)
+            return
         self._complete_structure(order, legs, premium, fees, now)
 
     def _complete_structure(self, order: StructureOrder, legs: tuple[LegFill, ...],

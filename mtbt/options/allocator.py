@@ -1,24 +1,28 @@
-"""Choose the option structure for a directional signal: best reward-to-risk within a budget.
+"""Choose the option structure for a directional signal by expected value under the exits.
 
-Candidates for ``side`` +1 are calls, for -1 their put twins. With ``atm`` the grid strike
-nearest the underlying, ``L1, L2, ...`` the grid strikes nearest the target levels
-``underlying x (1 + side x tp)`` and ``w`` the wing ``width``:
+Candidates for ``side`` +1 are calls, for -1 their put twins. With ``L(o)`` the grid strike
+nearest ``spot x (1 + side x o)`` for each placement ``o`` in ``offsets`` (default at the
+money, +0.5%, +1%, +2%) and ``w`` the wing width:
 
-* ``long_call`` / ``long_put`` at ``atm``;
-* ``*_debit_spread`` from ``atm`` to each target level ``Li`` (skipped when ``Li == atm``);
-* ``*_butterfly`` centred on each ``Li`` with wings ``w``;
-* ``*_bwb`` centred on each ``Li``, the near wing ``w`` towards spot and the far wing ``2w``
-  beyond the target.
+* a long option at each ``L(o)``;
+* a debit spread from each ``L(o)`` to each level further out;
+* a butterfly centred on each ``L(o)`` with wings ``w``;
+* a broken-wing butterfly centred on each ``L(o)``, near wing ``w``, far wing ``2w``.
 
-Each is priced at honest fills (buy at the ask, sell at the bid) plus fees. Scores per
-share, the fees of opening AND closing included (mtbt's strategies close every structure
-before its expiry, at the options force close at the latest): ``reward`` = mean over the
-target moves of ``payoff - premium - 2 fees/multiplier``; ``risk`` = ``max_loss(premium) +
-2 fees/multiplier``; ``reward_risk = reward / risk``. The reward assumes the targets are
-reached and is not weighted by how likely that is, which favours cheap butterflies centred
-on them (the issue asks for exactly this score). ``contracts = floor(budget / max loss per
-contract in dollars)``; a candidate that cannot fit one contract, or whose loss is unbounded or
-non-positive, is dropped with a ``reason``.
+Each is bought at the chain's executable prices (ask for longs, bid for shorts) and fees,
+and a candidate that would sell a leg at a zero bid is dropped. Its **worst-case loss**
+(``ev.worst_loss``: closed at its worst executable price while the strategy may hold it,
+fees both ways) sizes it: ``contracts = floor(budget / worst-case per contract)``. Its
+**expected value** is the mean net PnL of that position over simulated paths of the
+underlying, closed where the strategy's exits would close it (``mtbt.options.paths``), at
+the executable prices there. ``score = EV / worst-case loss`` (both for the position).
+
+The pick is the best score among candidates no other candidate dominates (a higher EV with
+an equal or smaller worst-case loss). When the best score is below ``min_edge`` there is no
+pick (``fallback`` is set: the strategy then trades shares or skips, as configured).
+``score="reward_risk"`` keeps the older rule for comparison: the mean payoff if tp1 and tp2
+are reached, less premium and fees, over the worst-case loss; it ignores how likely the
+targets are, and so favours cheap butterflies centred on them.
 """
 from __future__ import annotations
 
@@ -29,141 +33,218 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtbt.exits import ExitRules
 from mtbt.options import structures as st
 from mtbt.options.chain import SyntheticChain
+from mtbt.options.ev import Quotes, pnl_per_unit, worst_grid, worst_loss, years_after
+from mtbt.options.paths import ExitEvents, PathModel, simulate
 from mtbt.options.structures import Structure
 
-__all__ = ["Allocation", "Candidate", "allocate"]
+__all__ = ["Allocation", "AllocatorSettings", "Candidate", "allocate", "candidates"]
+
+OFFSETS = (0.0, 0.005, 0.01, 0.02)
+_RULES = ExitRules()
+
+
+@dataclass(frozen=True)
+class AllocatorSettings:
+    """The ``[options]`` keys that steer the allocator (see ``runs/default.toml``).
+
+    ``score``: "ev" or "reward_risk"; ``min_edge``: the lowest score to pick; ``fallback``:
+    "shares" or "skip" when nothing reaches it; ``paths``/``seed``: the Monte Carlo;
+    ``vol_sessions``: sessions of 1-minute returns for the realised volatility; ``edge``:
+    "none" (driftless) or "signals" (a drift measured from the run's earlier trades, shrunk by
+    ``edge_shrink`` pseudo-trades); ``gap``: how far beyond the stop and tp2 the worst case
+    looks (fraction of spot).
+    """
+
+    score: str = "ev"
+    min_edge: float = 0.0
+    fallback: str = "shares"
+    paths: int = 2000
+    seed: int = 7
+    vol_sessions: int = 5
+    edge: str = "none"
+    edge_shrink: float = 20.0
+    gap: float = 0.005
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A priced structure and its scores; ``reason`` says why it was dropped (None: kept).
+    """A priced, sized and valued structure; ``reason`` says why it was dropped (None: kept).
 
-    ``premium``, ``reward`` and ``risk`` are per share; ``fees`` and
-    ``max_loss_per_contract`` are dollars per unit (one contract of each leg).
+    ``premium`` is per share (debit > 0), ``fees`` dollars per unit per fill,
+    ``worst_loss`` dollars per contract, ``ev`` dollars for the position of ``contracts``.
     """
 
     structure: Structure
     premium: float
     fees: float
-    reward: float
-    risk: float
-    max_loss_per_contract: float
-    contracts: int
-    reward_risk: float
+    worst_loss: float
+    contracts: int = 0
+    ev: float = math.nan
+    p_profit: float = math.nan
+    score: float = math.nan
     reason: str | None = None
 
     @property
     def kept(self) -> bool:
-        """Whether the candidate fits the budget and has a bounded, positive risk."""
         return self.reason is None
+
+    @property
+    def position_worst(self) -> float:
+        """Worst-case loss of the whole position in dollars."""
+        return self.contracts * self.worst_loss
+
+    def describe(self) -> str:
+        if not self.kept:
+            return f"{self.structure.label} dropped ({self.reason})"
+        return (f"{self.structure.label} x{self.contracts} EV {self.ev:+,.2f} "
+                f"P>0 {self.p_profit:.0%} worst ${self.position_worst:,.0f} "
+                f"score {self.score:+.3f}")
 
 
 @dataclass(frozen=True)
 class Allocation:
-    """The chosen candidate (``best``, None when none is kept) and all candidates."""
+    """The pick (``best``, None when none), every candidate and the paths' exit odds."""
 
     best: Candidate | None
     candidates: tuple[Candidate, ...]
-    side: int = 0
-    underlying: float = math.nan
-    budget: float = math.nan
+    side: int
+    underlying: float
+    budget: float
+    why: str
+    fallback: bool = False      # kept candidates exist but none reached min_edge
+    p_tp1: float = math.nan
+    p_stop: float = math.nan
 
     def describe(self) -> str:
-        """One line: the choice and every candidate's score (for the journal and log)."""
-        head = f"{'long' if self.side > 0 else 'short'} @ {self.underlying:.2f}, " \
-               f"budget ${self.budget:,.0f}: "
-        if self.best is None:
-            head += "no structure fits"
-        else:
-            b = self.best
-            head += (f"{b.structure.label} x{b.contracts} at {b.premium:+.2f}/sh, max loss "
-                     f"${b.max_loss_per_contract * b.contracts:,.0f}, R:R {b.reward_risk:.2f}")
-        scores = "; ".join(
-            f"{c.structure.label} {c.reward_risk:.2f}" if c.kept
-            else f"{c.structure.label} dropped ({c.reason})" for c in self.candidates)
-        return f"{head} | {scores}"
+        """One journal line: the odds, the pick and why, every candidate's figures."""
+        head = (f"{'long' if self.side > 0 else 'short'} @ {self.underlying:.2f}, budget "
+                f"${self.budget:,.0f}, P(tp1) {self.p_tp1:.0%}, P(stop) {self.p_stop:.0%}: ")
+        head += f"PICK {self.best.describe()}" if self.best else "NO PICK"
+        return f"{head} ({self.why}) | " + "; ".join(c.describe() for c in self.candidates)
 
 
-def _candidates(side: int, underlying: float, chain: SyntheticChain,
-                targets: Sequence[float], width: float | None) -> list[Structure]:
-    exp, right_call = chain.expiry, side > 0
-    atm = chain.nearest_strike(underlying)
-    levels = list(dict.fromkeys(chain.nearest_strike(underlying * (1 + side * tp))
-                                for tp in targets))
-    if width is None:
-        width = chain.nearest_strike(underlying * min(targets))
+def candidates(side: int, chain: SyntheticChain, *, offsets: Sequence[float] = OFFSETS,
+               width: float) -> list[Structure]:
+    """The structures to consider for a signal (see the module docstring)."""
+    exp, call = chain.expiry, side > 0
+    levels = list(dict.fromkeys(chain.nearest_strike(chain.spot * (1 + side * o))
+                                for o in sorted(offsets)))
     w = max(float(width), chain.model.strike_step)
-    out = [st.long_call(exp, atm) if right_call else st.long_put(exp, atm)]
-    spread = st.call_debit_spread if right_call else st.put_debit_spread
-    out += [spread(exp, atm, lv) for lv in levels if lv != atm]
-    fly = st.call_butterfly if right_call else st.put_butterfly
-    bwb = st.call_bwb if right_call else st.put_bwb
+    single, spread = (st.long_call, st.call_debit_spread) if call else (st.long_put,
+                                                                         st.put_debit_spread)
+    fly, bwb = (st.call_butterfly, st.call_bwb) if call else (st.put_butterfly, st.put_bwb)
+    out = [single(exp, lv) for lv in levels]
+    out += [spread(exp, a, b) for i, a in enumerate(levels) for b in levels[i + 1:]]
     out += [fly(exp, lv, w) for lv in levels if lv - w > 0]
     out += [bwb(exp, lv, w, 2 * w) for lv in levels if lv - 2 * w > 0]
     return out
 
 
-def _score(s: Structure, chain: SyntheticChain, moves: np.ndarray, budget: float) -> Candidate:
-    mult = chain.model.multiplier
-    premium, fees = s.fill(chain), s.fees(chain)
-    cost = premium + 2 * fees / mult
-    reward = float(np.mean(s.payoff(moves))) - cost
-    risk = s.max_loss(premium) + 2 * fees / mult
-    mlpc = risk * mult
-    rr = reward / risk if math.isfinite(risk) and risk > 0 else math.nan
-    reason = None
-    if not math.isfinite(risk):
-        reason = "unbounded loss"
-    elif risk <= 0:
-        reason = "no risk at these fills (quotes look crossed)"
-    elif mlpc > budget:
-        reason = f"one contract risks ${mlpc:,.2f} > budget ${budget:,.2f}"
-    contracts = int(math.floor(budget / mlpc + 1e-9)) if reason is None else 0
-    return Candidate(s, premium, fees, reward, risk, mlpc, contracts, rr, reason)
+def _price(s: Structure, chain: SyntheticChain, budget: float, now: Quotes, grid: Quotes,
+           held: Mapping[tuple, int]) -> Candidate:
+    premium, fees = float(now.open_premium(s)), s.fees(chain)
+    worst = worst_loss(s, chain, premium, grid) * chain.model.multiplier
+    c = Candidate(s, premium, fees, worst)
+    if any(leg.qty < 0 and now.leg(leg.right, leg.strike)[0] <= 0 for leg in s.legs):
+        return dataclasses.replace(c, reason="sells a leg at a zero bid")
+    for leg in s.legs:
+        if held.get((leg.right, leg.strike, leg.expiry), 0) * leg.qty < 0:
+            return dataclasses.replace(c, reason=f"{leg.right}{leg.strike:g} is held the "
+                                                 "other way")
+    if not worst > 0:
+        return dataclasses.replace(c, reason="no risk at these quotes (crossed?)")
+    contracts = int(math.floor(budget / worst + 1e-9))
+    if contracts < 1:
+        return dataclasses.replace(c, reason=f"one contract risks ${worst:,.2f} > budget "
+                                             f"${budget:,.2f}")
+    return dataclasses.replace(c, contracts=contracts)
 
 
-def _crossing(c: Candidate, held: Mapping[tuple, int]) -> Candidate:
-    for leg in c.structure.legs:
-        qty = held.get((leg.right, leg.strike, leg.expiry), 0)
-        if qty * leg.qty < 0 and c.kept:
-            return dataclasses.replace(
-                c, contracts=0, reason=f"{leg.right}{leg.strike:g} is held the other way")
-    return c
+def _value(c: Candidate, side: int, chain: SyntheticChain, events: ExitEvents, q1: Quotes,
+           q2: Quotes | None, rules: ExitRules, score: str) -> Candidate:
+    n, mult = c.contracts, chain.model.multiplier
+    share = max(1, n // 2) / n if rules.use_scaling else 1.0
+    pnl = pnl_per_unit(c.structure, chain, c.premium, events, q1, q2, share)
+    ev = n * float(pnl.mean())
+    if score == "reward_risk":
+        targets = chain.spot * (1 + side * np.array([rules.tp1_pct, rules.tp2_pct]))
+        reward = float(np.mean(c.structure.payoff(targets))) - c.premium - 2 * c.fees / mult
+        value = reward * mult / c.worst_loss
+    else:
+        value = ev / c.position_worst
+    return dataclasses.replace(c, ev=ev, p_profit=float(np.mean(pnl > 0)), score=value)
 
 
-def allocate(side: int, underlying: float, chain: SyntheticChain, budget: float, *,
-             targets: Sequence[float] = (0.01, 0.02), width: float | None = None,
-             held: Mapping[tuple, int] | None = None) -> Allocation:
-    """Build, price and score the candidates for a signal; pick the best reward-to-risk.
+def _undominated(kept: list[Candidate]) -> list[Candidate]:
+    return [a for a in kept if not any(b.ev > a.ev and b.position_worst <= a.position_worst
+                                       + 1e-9 for b in kept)]
+
+
+def allocate(side: int, chain: SyntheticChain, budget: float, *, bars: int, model: PathModel,
+             rules: ExitRules = _RULES, offsets: Sequence[float] = OFFSETS,
+             width: float | None = None, held: Mapping[tuple, int] | None = None,
+             min_edge: float = 0.0, gap: float = 0.005, score: str = "ev") -> Allocation:
+    """Price, size and value the candidates for a signal and pick one (module docstring).
 
     Parameters
     ----------
     side : +1 (calls) or -1 (puts).
-    underlying : the underlying price the targets are measured from.
-    chain : quotes for the expiry to trade.
-    budget : dollars the position may lose at most (all contracts together).
-    targets : take-profit moves as fractions of ``underlying`` (tp1, tp2, ...).
-    width : butterfly wing in dollars; default ``underlying x min(targets)`` on the strike
-        grid (at least one strike step).
+    chain : quotes now, at the entry, for the expiry to trade (``chain.spot`` is the entry).
+    budget : dollars the position may lose at most (worst case, all contracts together).
+    bars : 1-minute bars from the entry to the options force close.
+    model : the underlying's path model (realised volatility, drift, paths, seed).
+    rules : the scaling exits the strategy will run.
+    offsets : strike placements as fractions of spot in the signal's direction.
+    width : butterfly wing in dollars; default ``spot x tp1_pct`` on the grid.
     held : contracts already held, ``(right, strike, expiry) -> signed qty``; a candidate
-        that would trade one of them the other way is dropped (a broker nets each contract,
-        so one cannot be held long and short at once).
-
-    Returns
-    -------
-    Allocation with ``best`` the kept candidate of highest ``reward_risk`` (first on ties).
+        that would trade one of them the other way is dropped.
+    min_edge : the lowest score a pick may have.
+    gap : how far beyond the stop and tp2 (fraction of spot) the worst case looks.
+    score : "ev" (expected value over worst case) or "reward_risk" (the older rule).
     """
     if side not in (1, -1):
         raise ValueError(f"side must be +1 or -1, got {side}")
-    if not targets or any(not tp > 0 for tp in targets):
-        raise ValueError(f"targets must be positive fractions, got {targets}")
-    if not (underlying > 0 and budget >= 0):
-        raise ValueError(f"underlying must be > 0 and budget >= 0, got {underlying}, {budget}")
-    moves = underlying * (1 + side * np.asarray(targets, dtype=float))
-    cands = tuple(_crossing(_score(s, chain, moves, budget), held or {})
-                  for s in _candidates(side, underlying, chain, targets, width))
+    if not budget >= 0:
+        raise ValueError(f"budget must be >= 0, got {budget}")
+    if score not in ("ev", "reward_risk"):
+        raise ValueError(f"score must be 'ev' or 'reward_risk', got {score!r}")
+    spot = chain.spot
+    stop, tp2 = spot * (1 - side * rules.stop_pct), spot * (1 + side * rules.tp2_pct)
+    lo, hi = sorted((stop, tp2))
+    lo, hi = lo * (1 - gap), hi * (1 + gap)
+    if width is None:
+        width = chain.nearest_strike(spot * rules.tp1_pct)
+    structures = candidates(side, chain, offsets=offsets, width=width)
+    legs = [(leg.right, leg.strike) for s in structures for leg in s.legs]
+    now = Quotes(chain, spot, chain.t, legs)
+    grid = worst_grid(chain, legs, lo=lo, hi=hi, bars=bars)
+    priced = [_price(s, chain, budget, now, grid, held or {}) for s in structures]
+    events, _ = simulate(rules, side, spot, bars, model)
+    kept = [c for c in priced if c.kept]
+    legs = [(leg.right, leg.strike) for c in kept for leg in c.structure.legs]
+    q1 = Quotes(chain, events.spot1, years_after(chain, events.step1 + 1), legs)
+    scaled = events.scaled
+    q2 = Quotes(chain, events.spot2[scaled], years_after(chain, events.step2[scaled] + 1),
+                legs) if scaled.any() else None
+    valued = {id(c): _value(c, side, chain, events, q1, q2, rules, score) for c in kept}
+    cands = tuple(valued.get(id(c), c) for c in priced)
+    return _pick(cands, side, spot, budget, min_edge, score, events)
+
+
+def _pick(cands: tuple[Candidate, ...], side: int, spot: float, budget: float,
+          min_edge: float, score: str, events: ExitEvents) -> Allocation:
     kept = [c for c in cands if c.kept]
-    best = max(kept, key=lambda c: c.reward_risk) if kept else None
-    return Allocation(best, cands, side, float(underlying), float(budget))
+    odds = dict(p_tp1=events.p_tp1, p_stop=events.p_stop)
+    if not kept:
+        return Allocation(None, cands, side, spot, budget, "no candidate fits", **odds)
+    pool = _undominated(kept) if score == "ev" else kept
+    best = max(pool, key=lambda c: c.score)
+    if best.score < min_edge:
+        why = f"best score {best.score:+.3f} ({best.structure.label}) < min_edge {min_edge:+.3f}"
+        return Allocation(None, cands, side, spot, budget, why, fallback=True, **odds)
+    why = (f"best {score} score of {len(pool)} undominated of {len(kept)} kept"
+           if score == "ev" else f"best reward-to-risk of {len(kept)} kept")
+    return Allocation(best, cands, side, spot, budget, why, **odds)

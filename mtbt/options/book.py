@@ -55,8 +55,10 @@ class StructureOrder:
     """Open or close ``contracts`` of a structure at the next bar's open, at model fills.
 
     ``kind`` is "open", "close" or "expire" (cash settlement at intrinsic value, no fees).
-    After execution: ``status`` is Completed (``premium``, ``fees``, ``legs``, ``dt`` set) or
-    Margin (not enough cash for the structure's max loss).
+    After execution: ``status`` is Completed (``premium``, ``fees``, ``legs``, ``dt`` set),
+    Margin (not enough cash for the structure's max loss) or, for a close with a ``limit``
+    (the least premium per share it may get), Canceled when the next open would not reach
+    it: a limit order good for one bar.
     """
 
     Created, Submitted, Accepted, Partial, Completed, Canceled, Expired, Margin, Rejected = \
@@ -67,8 +69,10 @@ class StructureOrder:
     p = SimpleNamespace(simulated=False)
 
     def __init__(self, owner, data, kind: str, structure: Structure, contracts: int,
-                 position: StructurePosition | None = None, info: dict | None = None):
+                 position: StructurePosition | None = None, info: dict | None = None,
+                 limit: float | None = None):
         self.ref = next(_refs)
+        self.limit = limit
         self.owner, self.data, self.kind = owner, data, kind
         self.structure, self.contracts, self.position = structure, contracts, position
         self.info = dict(info or {})

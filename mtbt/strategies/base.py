@@ -56,6 +56,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
       - ``expiry_sessions``: 0 trades 0DTE structures, N the expiry N sessions later
       - ``resume``, ``resume_books``: a live restart's checkpoint of the strategy and of the
         broker (``_resume.LiveResume``)
+      - ``allocator``: the options allocator's ``AllocatorSettings`` (default: its defaults)
     """
 
     params = (("risk", None), ("exit_rules", ExitRules()),
@@ -63,7 +64,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
               ("force_close_before", 15), ("sessions", None), ("bar_minutes", 1),
               ("trade_from", None), ("instrument", "equity"),
               ("options_force_close_before", 35), ("expiry_sessions", 0),
-              ("resume", None), ("resume_books", None))
+              ("resume", None), ("resume_books", None), ("allocator", None))
 
     def __init__(self):
         self.risk: RiskManager = self.p.risk or RiskManager()
@@ -74,10 +75,12 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         self._working: dict[int, list[bt.Order]] = {}    # trade_id -> [stop, target]
         self._next_id = 1
         self.alerts: list[tuple[dt.datetime, str]] = []   # risk alerts with their bar time
+        self.breaker_trips: list[dt.datetime] = []        # when the drawdown breaker tripped
         self._day = None
         self._window, self._force_at = (1.0, 0.0), float("inf")
         self._force_opt_at = float("inf")
         self._live = not self.data.islive()   # a live feed trades from its first LIVE bar
+        self._init_structures()
 
     def start(self) -> None:
         if not isinstance(self.getsizer(), RiskSizer):
@@ -142,8 +145,8 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         if any(lot.side != signal.side for lot in self._lots.values()):
             self.note(f"SKIP {signal.note}: an opposite position is open")
             return
-        if self.p.instrument == "options":
-            self._enter_structure(signal)
+        self.risk.open_risk = self.open_risk()
+        if self.p.instrument == "options" and self._enter_structure(signal):
             return
         sizer: RiskSizer = self.getsizer()
         qty = self.getsizing(isbuy=signal.side > 0)
@@ -156,9 +159,28 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         self._submit(lot, "entry", bt.Order.Market, None, qty, lot.side)
         self.note(f"ENTRY #{lot.trade_id} {signal.note} qty {qty} risk ${cost:,.2f}")
 
+    def open_risk(self) -> float:
+        """Dollars the open lots lose if every one of them exits at its stop now (costs
+        included; a structure or an entry still working counts its sized risk): what the
+        daily limit must leave room for."""
+        sizer = self.getsizer()
+        costs = sizer.p.commission + sizer.p.slippage
+        total = 0.0
+        for lot in self._lots.values():
+            if lot.stage is Stage.PENDING or lot.structure is not None:
+                total += lot.risk * (lot.remaining or lot.qty) / lot.qty
+            else:
+                per_share = lot.side * (lot.entry_price - lot.stop) + costs
+                total += max(0.0, lot.remaining * per_share
+                             + lot.entry_comm * lot.remaining / lot.qty)
+        return total
+
     def _new_lot(self, signal: Signal, qty: int, cost: float) -> Lot:
         lot = Lot(self._next_id, signal.side, qty, regime=signal.regime, risk=cost)
         self._next_id += 1
+        decided = self.allocations[-1] if self.allocations else None
+        if decided and decided["trade_id"] == lot.trade_id:
+            decided["entered"] = True         # this signal's allocation became this lot
         self._lots[lot.trade_id] = lot
         self.risk.on_open()
         return lot
@@ -258,6 +280,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         order.info.pnl = pnl     # the journal reads it
         for sibling in self._working.pop(lot.trade_id, []):
             self._lot_orders.pop(sibling.ref, None)
+        self.edge_sample(lot, price, qty, bt.num2date(order.executed.dt))
         exits.on_exit_fill(lot, role, qty)
         self.risk.update_pnl(pnl)
         self._log_alerts()
@@ -279,9 +302,11 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
                       "ended (marked at the last close in equity, not in trades.csv)")
 
     def _log_alerts(self) -> None:
+        now = self.data.datetime.datetime(0)
         for text in self.risk.alerts[len(self.alerts):]:
-            self.alerts.append((self.data.datetime.datetime(0), text))
+            self.alerts.append((now, text))
             self.note(f"ALERT {text}")
+        self.breaker_trips += [now] * (self.risk.trips - len(self.breaker_trips))
 
     def note(self, text: str) -> None:
         """Log one line stamped with the bar's time (to run.log)."""

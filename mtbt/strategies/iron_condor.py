@@ -8,7 +8,9 @@ import backtrader as bt
 
 from mtbt.exits import Lot
 from mtbt.indicators import Confluence, Regime, RegimeState, SessionBars
+from mtbt.options.ev import close_value, worst_grid, worst_loss
 from mtbt.options.structures import iron_condor
+from mtbt.strategies._structures import Choice
 from mtbt.strategies.base import _EPS, ManagedStrategy, Signal
 
 
@@ -22,13 +24,20 @@ class IronCondor0DTE(ManagedStrategy):
       through a short strike.
     - **Strikes**: short put and call at spot -/+ one standard deviation of the expected
       move to the close (the chain's ATM IV over the time left), on the strike grid; long
-      wings ``wing_width`` further out. Contracts: as many as the risk budget
-      (account x risk_per_trade_pct) covers at the condor's max loss, with the fees of
-      opening and closing.
-    - **Exits** on each bar's close, at the model's mid: ``profit_target`` when
-      ``profit_target`` (25%) of the credit is captured, ``stop_loss`` when the loss reaches
-      ``stop_loss`` (2x) the credit, ``time`` after ``max_hold_minutes`` (4 h), ``eod`` at the
-      options force close (15:25; 0DTE), ``risk`` when a loss limit trips.
+      wings ``wing_width`` further out. A condor that would sell a leg at a zero bid is
+      skipped.
+    - **Size** (``sizing``): ``"stop"`` (default), as many contracts as the risk budget
+      covers at the loss where the stop closes it (``stop_loss`` x the credit, plus fees both
+      ways), as the seed trades it; ``"max_loss"``, as many as it covers at the worst-case
+      loss (the wings' width less the credit, closed at executable prices, plus fees). The
+      budget is the RiskManager's entry budget (the per-trade budget or the day's room).
+    - **Exits** on each bar's close, judged on what closing now would really get (long legs
+      sold at the bid, shorts bought at the ask) and the fees both ways:
+      ``profit_target`` when the net profit reaches ``profit_target`` (25%) of the credit,
+      sent as a limit at that price (good for the next open, so it never fills for less);
+      ``stop_loss`` when the net loss reaches ``stop_loss`` (2x) the credit; ``time`` after
+      ``max_hold_minutes`` (4 h); ``eod`` at the options force close (15:25; 0DTE); ``risk``
+      when a loss limit trips.
     - **Daily breakers**: no new condor after ``daily_profit_target`` ($250) realised on the
       day, or once the RiskManager's daily loss limit ($500) is reached.
     """
@@ -38,7 +47,7 @@ class IronCondor0DTE(ManagedStrategy):
         ("wing_width", 5.0), ("profit_target", 0.25), ("stop_loss", 2.0),
         ("max_hold_minutes", 240), ("max_open", 2), ("daily_profit_target", 250.0),
         ("vix_min", 13.0), ("vix_max", 30.0), ("atr_min_pct", 0.5),
-        ("trend_ema_4h", 6), ("trend_ema_1d", 10),
+        ("trend_ema_4h", 6), ("trend_ema_1d", 10), ("sizing", "stop"),
     )
 
     def __init__(self):
@@ -82,7 +91,7 @@ class IronCondor0DTE(ManagedStrategy):
         self.note(f"SKIP iron condor: {reason}")
         return None
 
-    def choose_structure(self, signal, chain, budget: float):
+    def choose_structure(self, signal, chain, budget: float) -> Choice | None:
         spot, move, step = chain.spot, chain.expected_move(), chain.model.strike_step
         put_short = chain.nearest_strike(spot - move)
         call_short = max(chain.nearest_strike(spot + move), put_short + step)
@@ -92,23 +101,42 @@ class IronCondor0DTE(ManagedStrategy):
                for leg in condor.legs):
             self.note(f"SKIP iron condor {condor.label}: a leg is held the other way")
             return None
+        if any(leg.qty < 0 and chain.bid(leg.right, leg.strike) <= 0 for leg in condor.legs):
+            self.note(f"SKIP iron condor {condor.label}: a short leg has a zero bid")
+            return None
         premium, fees = condor.fill(chain), condor.fees(chain)
-        per_contract = condor.max_loss(premium) * chain.model.multiplier + 2 * fees
-        if not (premium < 0 and per_contract > 0):
+        mult = chain.model.multiplier
+        if not premium < 0:
             self.note(f"SKIP iron condor: no credit at these quotes ({premium:+.2f})")
             return None
+        if self.p.sizing == "stop":
+            per_contract = self.p.stop_loss * -premium * mult + 2 * fees
+            at = f"the {self.p.stop_loss:g}x-credit stop"
+        else:
+            wing = self.p.wing_width
+            grid = worst_grid(chain, [(leg.right, leg.strike) for leg in condor.legs],
+                              lo=max(put_short - 2 * wing, step), hi=call_short + 2 * wing,
+                              bars=self.bars_to_force_close())
+            per_contract = worst_loss(condor, chain, premium, grid) * mult
+            at = "its worst case"
         contracts = int(math.floor(budget / per_contract + 1e-9))
-        why = (f"shorts {put_short:g}/{call_short:g} (expected move {move:.2f}), "
-               f"credit {-premium:.2f}")
-        return condor, contracts, contracts * per_contract, why
+        why = (f"shorts {put_short:g}/{call_short:g} (expected move {move:.2f}), credit "
+               f"{-premium:.2f}, ${per_contract:,.2f} a contract at {at}")
+        return Choice(condor, contracts, contracts * per_contract, why)
 
     def manage_lot(self, lot: Lot, close: float) -> None:
-        credit = -lot.premium
-        cost_to_close = -self.structure_mark(lot)
+        chain = self.chain_now(lot.structure.expiry)
+        value = close_value(lot.structure, chain)         # per share, what closing gets now
+        mult = lot.multiplier
+        credit = -lot.premium * mult * lot.remaining
+        fees = lot.entry_comm * lot.remaining / lot.qty + lot.structure.fees(chain) * lot.remaining
+        net = (value - lot.premium) * mult * lot.remaining - fees
         now = self.data.datetime.datetime(0) + dt.timedelta(minutes=1)
-        if credit - cost_to_close >= self.p.profit_target * credit:
-            self.close_lot(lot, "profit_target")
-        elif cost_to_close - credit >= self.p.stop_loss * credit:
+        if net >= self.p.profit_target * credit:
+            self.close_structure(lot, lot.remaining, "profit_target", limit=value)
+            self.note(f"CLOSE #{lot.trade_id} (profit_target) net {net:+.2f} at a limit of "
+                      f"{value:.2f}")
+        elif -net >= self.p.stop_loss * credit:
             self.close_lot(lot, "stop_loss")
         elif now - lot.entry_time >= dt.timedelta(minutes=self.p.max_hold_minutes):
             self.close_lot(lot, "time")
