@@ -149,3 +149,19 @@ def test_model_mids_against_real_spy_trades(shared_data):
     assert len(cmp) >= 10 and cmp["time"].nunique() == len(TIMES)
     assert abs_err.median() <= MEDIAN_BOUND
     assert abs_err.max() < 1.0
+
+
+def test_one_contract_fast_path_equals_the_vectorised_quotes():
+    from mtbt.options.chain import mid, quotes
+
+    c = chain(spot=512.37, vix=21.0, now=D(2024, 6, 3, 15, 59))
+    strikes = np.arange(480.0, 545.0, 1.0)
+    for right in ("C", "P"):
+        one = [c.mid(right, k) for k in strikes]
+        assert one == pytest.approx(mid(c.model, c.atm_iv, c.spot, c.t, right, strikes),
+                                    rel=1e-12, abs=1e-12)
+        bid, ask = quotes(c.model, c.vix, c.spot, c.t, right, strikes)
+        assert [c.bid(right, k) for k in strikes] == list(bid)
+        assert [c.ask(right, k) for k in strikes] == list(ask)
+    at_expiry = chain(now=D(2024, 6, 3, 16), spot=600.0)
+    assert at_expiry.mid("C", 590.0) == 10.0 and at_expiry.mid("P", 600.0) == 0.0

@@ -48,7 +48,7 @@ from functools import cached_property, lru_cache
 import numpy as np
 from numpy.typing import ArrayLike
 
-from mtbt.options.pricing import Greeks, bs_greeks, bs_price
+from mtbt.options.pricing import Greeks, bs_greeks, bs_price, bs_price_one
 from mtbt.sessions import sessions
 
 __all__ = ["ChainModel", "SyntheticChain", "quotes", "years_to_close", "TRADING_DAYS",
@@ -163,6 +163,21 @@ def mid(model: ChainModel, atm: float, spot: ArrayLike, t: ArrayLike, right: Arr
     return bs_price(spot, strike, t, implied_vol(model, atm, spot, t, strike), right, model.rate)
 
 
+def mid_one(model: ChainModel, atm: float, spot: float, t: float, right: str,
+            strike: float) -> float:
+    """``mid`` for one contract in plain floats (the same formula, much faster)."""
+    sd = atm * math.sqrt(max(t, 0.0))
+    if sd > 0:
+        z = math.log(strike / spot) / sd
+    else:
+        z = 0.0 if strike == spot else math.copysign(math.inf, strike - spot)
+    z = min(max(z, -model.z_cap), model.z_cap)
+    vol = max(model.iv_floor, atm * (1 - model.skew * z + model.smile * z * z))
+    if right not in ("C", "P", "c", "p"):
+        raise ValueError(f"right must be 'C' or 'P', got {right!r}")
+    return bs_price_one(spot, strike, t, vol, right in ("C", "c"), model.rate)
+
+
 def _half_spread(model: ChainModel, m: np.ndarray) -> np.ndarray:
     return np.maximum(model.half_spread_pct * m, model.tick)
 
@@ -240,6 +255,8 @@ class SyntheticChain:
 
     def mid(self, right: ArrayLike, strike: ArrayLike) -> float | np.ndarray:
         """Model mid price per share."""
+        if isinstance(right, str) and np.ndim(strike) == 0:
+            return mid_one(self.model, self.atm_iv, self.spot, self.t, right, float(strike))
         return _out(mid(self.model, self.atm_iv, self.spot, self.t, right, strike))
 
     def greeks(self, right: ArrayLike, strike: ArrayLike) -> Greeks:

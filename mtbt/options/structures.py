@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -100,15 +99,7 @@ class Structure:
     def value(self, chain: SyntheticChain) -> float:
         """Model mid value now per share per unit."""
         self._check(chain)
-        rights, strikes, qty = self._arrays
-        return float(np.dot(qty, np.atleast_1d(chain.mid(rights, strikes))))
-
-    @cached_property
-    def _arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The legs' rights, strikes and quantities as arrays (one vectorised pricing)."""
-        return (np.array([leg.right for leg in self.legs]),
-                np.array([leg.strike for leg in self.legs], dtype=float),
-                np.array([leg.qty for leg in self.legs], dtype=float))
+        return float(sum(leg.qty * chain.mid(leg.right, leg.strike) for leg in self.legs))
 
     def fill(self, chain: SyntheticChain) -> float:
         """Net per-share premium at honest fills: the sum of the legs' fills (debit > 0)."""
