@@ -118,12 +118,30 @@ def check_loss_limits(trades: pd.DataFrame, daily: float = 500, total: float = 1
 
 
 def test_default_backtest_writes_every_report(sample_run):
-    for name in (*REPORTS, "legs.csv"):
+    for name in (*REPORTS, "legs.csv", "allocator.csv"):
         assert (sample_run / name).stat().st_size > 0, name
     charts = list(sample_run.glob("payoff_*.png"))
     trades = pd.read_csv(sample_run / "trades.csv")
     assert {c.stem[len("payoff_"):] for c in charts} == set(trades["instrument"]) - {"equity"}
     assert not list(sample_run.glob(".*"))          # no temporary files left behind
+
+
+def test_the_demo_shows_the_system(sample_run):
+    """``python -m mtbt backtest`` with no arguments: enough trades and exits to see the
+    strategy work, and the volatility regime pausing it (before any breaker trip)."""
+    trades = pd.read_csv(sample_run / "trades.csv")
+    assert trades["trade_id"].nunique() >= 10
+    assert len(set(trades["exit_reason"])) >= 3
+    daily = pd.read_csv(sample_run / "daily.csv")
+    first_trade = daily.index[daily["trades"] > 0][0]
+    trips = daily.index[daily["breaker_trips"] > 0]
+    until = trips[0] if len(trips) else len(daily)
+    paused = daily.loc[first_trade:until, "regime"].str.startswith("PAUSE")
+    assert paused.sum() >= 5
+    summary = json.loads((sample_run / "summary.json").read_text())
+    counts = summary["allocator"]
+    assert counts["signals"] == len(pd.read_csv(sample_run / "allocator.csv"))
+    assert sum(counts["structures"].values()) >= 1
 
 
 def test_default_backtest_trades_options_by_the_rules(sample_run):
@@ -283,5 +301,7 @@ def test_the_iron_condor_on_real_spy(shared_data, tmp_path):
     trades = check_trade_rules(out, max_positions=2, reasons=CONDOR_EXITS,
                                window=("09:45", "14:30"))
     assert len(trades) >= 10 and set(trades["instrument"]) == {"iron_condor"}
+    targets = trades[trades["exit_reason"] == "profit_target"]
+    assert len(targets) >= 5 and (targets["pnl"] > 0).all()   # judged at executable prices
     for name in (*REPORTS, "legs.csv", "payoff_iron_condor.png"):
         assert (out / name).stat().st_size > 0, name

@@ -107,6 +107,33 @@ def test_condor_profit_target_on_a_quiet_day():
     assert [r[0] for r in rows] == ["profit_target"]
 
 
+def test_condor_profit_target_is_a_limit_so_it_never_fills_at_a_loss(caplog):
+    quiet = condor_rows(session_frame(DAY, base=450.0), ONE_AT_0945)
+    assert quiet == [("profit_target", "09:45", "12:10")]   # decided on the 12:09 close
+    # the next open jumps towards the short call: closing there would give the profit
+    # back, so the limit is not reached; the close is back at 450 and the target fills later
+    gap = session_frame(DAY, base=450.0, bars={"12:10": (455.5, 455.52, 449.98, 450.0)})
+    with caplog.at_level("INFO", logger="mtbt.strategy"):
+        strat = run(gap, ScriptedCondor, ONE_AT_0945)
+    trades = strat.analyzers.journal.get_frame()
+    assert list(trades["exit_reason"]) == ["profit_target"]
+    assert trades.loc[0, "exit_time"][11:16] == "12:11" and trades.loc[0, "pnl"] > 0
+    assert "profit_target: limit" in caplog.text and "not reached" in caplog.text
+
+
+def test_condor_sizes_on_its_stop_or_on_its_worst_case():
+    frame = session_frame(DAY, base=450.0)
+    by_stop = run(frame, ScriptedCondor, ONE_AT_0945).analyzers.journal.get_frame()
+    by_worst = run(frame, ScriptedCondor, [*ONE_AT_0945, 'iron_condor.sizing="max_loss"'])
+    by_worst = by_worst.analyzers.journal.get_frame()
+    credit = -by_stop.loc[0, "entry_price"] * 100
+    per_stop = 2 * credit + 4 * 0.65 * 2                 # 2x the credit, fees both ways
+    assert by_stop.loc[0, "qty"] == int(500 // per_stop)
+    assert by_stop.loc[0, "risk"] == pytest.approx(by_stop.loc[0, "qty"] * per_stop)
+    assert by_worst.loc[0, "qty"] == 1                   # $5 wings: ~$440 worst case each
+    assert 5 * 100 - credit <= by_worst.loc[0, "risk"] <= 500
+
+
 def test_condor_stop_loss_on_a_run_through_the_short_call():
     frame = session_frame(DAY, base=450.0, levels={"10:30": 454.0, "10:40": 458.0})
     rows = condor_rows(frame, ONE_AT_0945)
