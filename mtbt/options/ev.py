@@ -61,18 +61,19 @@ class Quotes:
 
     def close_value(self, structure: Structure) -> np.ndarray:
         """What closing one unit gets (per share; negative: closing costs money)."""
-        total = np.zeros(self.shape)
-        for leg in structure.legs:
-            bid, ask = self.leg(leg.right, leg.strike)
-            total = total + leg.qty * (bid if leg.qty > 0 else ask)
-        return total
+        return self._net(structure, closing=True)
 
     def open_premium(self, structure: Structure) -> np.ndarray:
         """What opening one unit costs (per share; buy at the ask, sell at the bid)."""
+        return self._net(structure, closing=False)
+
+    def _net(self, structure: Structure, closing: bool) -> np.ndarray:
+        """Sum of qty x price: longs at the bid and shorts at the ask when closing, the
+        other way round when opening."""
         total = np.zeros(self.shape)
         for leg in structure.legs:
             bid, ask = self.leg(leg.right, leg.strike)
-            total = total + leg.qty * (ask if leg.qty > 0 else bid)
+            total = total + leg.qty * (bid if (leg.qty > 0) == closing else ask)
         return total
 
 
