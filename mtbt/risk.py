@@ -158,7 +158,7 @@ class RiskManager:
         self.alerts.append(text)   # the strategy logs them with the bar's time
 
 
-_POWER_USE = 0.99   # leave 1% of buying power for fills away from the sizing price
+FILL_MOVE = 0.01   # an entry may fill up to 1% above the price it was sized at
 
 
 def cost_per_share(price: float, stop_pct: float, commission: float, slippage: float) -> float:
@@ -166,35 +166,46 @@ def cost_per_share(price: float, stop_pct: float, commission: float, slippage: f
     return price * stop_pct + 2.0 * (commission + slippage)
 
 
+def open_cash(comminfo: bt.CommInfoBase, price: float) -> float:
+    """Cash the broker takes to open one share long at ``price``: the operation cost over
+    the leverage, plus the commission (a short sale is credited its proceeds instead; see
+    ``BacktestBroker.free_cash``). BackBroker refuses an entry (``Margin``) when this would
+    take its cash below zero, checked when the order is submitted (at the price it was
+    created at) and again when it fills (at the next open, slippage included)."""
+    return (comminfo.getoperationcost(1, price) / comminfo.get_leverage()
+            + comminfo.getcommission(1, price))
+
+
 class RiskSizer(bt.Sizer):
     """Shares such that the loss at the hard stop, costs included, fits the entry budget
     (``RiskManager.entry_budget``: the per-trade budget or the daily room).
 
-    Also capped by buying power: 99% of equity x ``max_leverage`` less the value of what is
-    open (the 1% covers an entry filling away from the price it was sized at).
+    Also capped by the broker's own test: the entry's ``open_cash`` must fit the cash the
+    broker has free (``BacktestBroker.free_cash``: after what is open, debit structures'
+    premiums included) at a fill ``FILL_MOVE`` above the sizing price plus the slippage.
+    The buying power is therefore ``max_leverage`` x free cash, the leverage being the
+    commission info's (``build_cerebro`` sets it to ``max_leverage``).
 
     Params:
       - ``risk``: the ``RiskManager``
-      - ``stop_pct``, ``commission``, ``slippage`` (per share), ``max_leverage``
+      - ``stop_pct``, ``commission``, ``slippage`` (per share)
     """
 
     params = (("risk", None), ("stop_pct", 0.007), ("commission", 0.005),
-              ("slippage", 0.01), ("max_leverage", 4.0))
+              ("slippage", 0.01))
 
-    def shares(self, price: float, equity: float, exposure: float) -> int:
-        """The size for an entry near ``price`` (pure: used by ``_getsizing`` and tests)."""
+    def shares(self, price: float, cash: float, comminfo: bt.CommInfoBase) -> int:
+        """The size for an entry near ``price`` with ``cash`` free (pure: used by
+        ``_getsizing`` and tests)."""
         p = self.p
         per_share = cost_per_share(price, p.stop_pct, p.commission, p.slippage)
         by_risk = math.floor(p.risk.entry_budget / per_share)
-        power = _POWER_USE * (equity * p.max_leverage - exposure)
-        by_power = math.floor(max(0.0, power) / (price + p.commission + p.slippage))
-        return max(0, min(by_risk, by_power))
+        fill = price * (1.0 + FILL_MOVE) + p.slippage
+        by_cash = math.floor(max(0.0, cash) / open_cash(comminfo, fill))
+        return max(0, min(by_risk, by_cash))
 
     def position_cost(self, qty: int, price: float) -> float:
         return qty * cost_per_share(price, self.p.stop_pct, self.p.commission, self.p.slippage)
 
     def _getsizing(self, comminfo, cash, data, isbuy) -> int:
-        broker = self.broker
-        exposure = sum(abs(broker.getposition(d).size) * d.close[0]
-                       for d in self.strategy.datas)
-        return self.shares(data.close[0], broker.getvalue(), exposure)
+        return self.shares(data.close[0], self.broker.free_cash(), comminfo)

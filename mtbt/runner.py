@@ -108,8 +108,7 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
                         **(strategy_params or {}))
     cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
                      commission=cfg.costs.commission_per_share,
-                     slippage=cfg.costs.slippage_per_share,
-                     max_leverage=cfg.risk_management.max_leverage)
+                     slippage=cfg.costs.slippage_per_share)
     cerebro.addanalyzer(Journal, _name="journal")
     cerebro.addanalyzer(EquityCurve, _name="equity")
     cerebro.addanalyzer(RegimeLog, _name="regime")

@@ -1,9 +1,14 @@
 """RiskManager limits and the RiskSizer's arithmetic."""
 from __future__ import annotations
 
+import backtrader as bt
 import pytest
 
-from mtbt.risk import RiskManager, RiskSizer, cost_per_share
+from mtbt.risk import RiskManager, RiskSizer, cost_per_share, open_cash
+
+# the commission info build_cerebro gives the broker (defaults: $0.005/share, leverage 4)
+COMM = bt.CommInfoBase(commission=0.005, commtype=bt.CommInfoBase.COMM_FIXED, stocklike=True,
+                       leverage=4.0)
 
 
 def manager() -> RiskManager:
@@ -66,11 +71,10 @@ def test_the_daily_limit_is_a_cap_on_realised_plus_open_plus_new_risk():
 
 def test_sizer_sizes_to_the_daily_room():
     risk = manager()
-    sizer = RiskSizer(risk=risk, stop_pct=0.007, commission=0.005, slippage=0.01,
-                      max_leverage=4.0)
+    sizer = RiskSizer(risk=risk, stop_pct=0.007, commission=0.005, slippage=0.01)
     risk.update_pnl(-250)
     risk.open_risk = 100
-    qty = sizer.shares(price=500.0, equity=24_750, exposure=0.0)
+    qty = sizer.shares(price=500.0, cash=24_750, comminfo=COMM)
     assert qty == 42                                # floor(150 / 3.53)
     assert risk.can_take_trade(sizer.position_cost(qty, 500.0))
 
@@ -114,9 +118,8 @@ def test_the_alert_breaker_marks_each_trip_and_trades_on():
 
 def test_sizer_risks_at_most_the_budget_costs_included():
     risk = manager()
-    sizer = RiskSizer(risk=risk, stop_pct=0.007, commission=0.005, slippage=0.01,
-                      max_leverage=4.0)
-    qty = sizer.shares(price=500.0, equity=25_000, exposure=0.0)
+    sizer = RiskSizer(risk=risk, stop_pct=0.007, commission=0.005, slippage=0.01)
+    qty = sizer.shares(price=500.0, cash=25_000, comminfo=COMM)
     per_share = cost_per_share(500.0, 0.007, 0.005, 0.01)
     assert per_share == pytest.approx(3.53)
     assert qty == 141                       # floor(500 / 3.53)
@@ -124,9 +127,11 @@ def test_sizer_risks_at_most_the_budget_costs_included():
     assert sizer.position_cost(qty + 1, 500.0) > risk.risk_budget
 
 
-def test_sizer_is_capped_by_buying_power():
-    sizer = RiskSizer(risk=manager(), stop_pct=0.007, commission=0.005, slippage=0.01,
-                      max_leverage=4.0)
-    # 4 x 25,000 = 100,000 of buying power, 90,000 used: floor(0.99 x 10,000 / 500.015)
-    assert sizer.shares(price=500.0, equity=25_000, exposure=90_000) == 19
-    assert sizer.shares(price=500.0, equity=25_000, exposure=100_000) == 0
+def test_sizer_is_capped_by_the_brokers_free_cash():
+    sizer = RiskSizer(risk=manager(), stop_pct=0.007, commission=0.005, slippage=0.01)
+    # the broker takes price / 4 + $0.005 a share; sized for a fill 1% up plus slippage
+    per_share = open_cash(COMM, 500.0 * 1.01 + 0.01)
+    assert per_share == pytest.approx(505.01 / 4 + 0.005)
+    assert sizer.shares(price=500.0, cash=2_500, comminfo=COMM) == 19   # 2,500 / 126.2575
+    assert sizer.shares(price=500.0, cash=0.0, comminfo=COMM) == 0
+    assert sizer.shares(price=500.0, cash=-100.0, comminfo=COMM) == 0

@@ -68,6 +68,24 @@ class BacktestBroker(bt.brokers.BackBroker):
         self._mark()
         self._get_value()
 
+    def free_cash(self) -> float:
+        """Cash a new share entry may use (``RiskSizer`` sizes to it): ``cash`` (already
+        less the long shares' cost over the leverage and the debit structures' premiums)
+        less what a short sale credited to it, a short being charged as a long would be,
+        and less what open structures may still lose beyond the premium they took (a credit
+        structure's credit and max loss)."""
+        cash = self.cash
+        for data, position in self.positions.items():
+            if position.size < 0:
+                comminfo = self.getcommissioninfo(data)
+                proceeds = comminfo.getoperationcost(position.size, position.price)
+                cash -= proceeds + proceeds / comminfo.get_leverage()
+        mult = self.p.chain_model.multiplier
+        for held in self.structures.values():
+            beyond = held.structure.max_loss(held.premium) - held.premium
+            cash -= max(0.0, beyond) * mult * held.contracts
+        return cash
+
     def get_value(self, datas=None, mkt=False, lever=False) -> float:
         value = super().get_value(datas=datas, mkt=mkt, lever=lever)
         return value + self._book_value if datas is None else value
