@@ -6,6 +6,9 @@ to look for in ``--data-dir``: the symbol's own first, a proxy (such as ES futur
 only when none of those has a session of the window. The data is chosen by coverage, never by
 result, and the parameters are the default run's in every window: the report's figures are a
 reference, not a target.
+
+Every scenario runs twice on the same data: with the drawdown breaker as deployed
+(``max_dd_action = "pause"``) and alerting only (``"alert"``), each into its own folder.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from mtbt.errors import DataError, MtbtError
 from mtbt.sessions import NY, sessions
 
 METRICS = (("trades", "trades"), ("win rate", "win_rate"), ("PnL", "total_pnl"))
+ACTIONS = ("pause", "alert")      # max_dd_action of the two runs; "pause" is the deployed one
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,13 @@ class DataChoice:
 
 @dataclass
 class ScenarioResult:
-    """One scenario: its config, the data it used, and its summary or error."""
+    """One run of a scenario: its config, the data it used, the breaker's action (None when
+    it was not run), and its summary or error."""
 
     name: str
     cfg: RunConfig
     choice: DataChoice
+    action: str | None = None
     summary: dict | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -69,9 +75,10 @@ class ScenarioResult:
         return out
 
 
-def any_miss(results: list[ScenarioResult]) -> bool:
-    """Whether any scenario that ran missed a benchmark figure."""
-    return any(v[2] == "MISS" for r in results if r.summary for v in r.verdicts().values())
+def any_miss(results: list[ScenarioResult], action: str | None = None) -> bool:
+    """Whether any run that finished (with ``action``, or any) missed a benchmark figure."""
+    return any(v[2] == "MISS" for r in results if r.summary and action in (None, r.action)
+               for v in r.verdicts().values())
 
 
 def window(cfg: RunConfig) -> list[dt.date]:
@@ -136,27 +143,35 @@ def fetch_commands(cfg: RunConfig, choice: DataChoice, data_dir: Path) -> list[s
 
 
 def run_scenario(path: Path, data_dir: Path, out_root: Path, *,
-                 tearsheet: bool) -> ScenarioResult:
-    """Run one scenario on the data it finds; a scenario with no data is not run."""
-    from mtbt.runner import run_backtest
-
+                 tearsheet: bool) -> list[ScenarioResult]:
+    """Run one scenario on the data it finds, once per ``ACTIONS`` (reports in
+    ``out_root/NAME/ACTION``); a scenario with no data is one result, not run."""
     cfg = load_run(path)
     try:
         choice = choose_data(cfg, data_dir)
     except MtbtError as exc:
         none = DataChoice(None, None, cfg.strategy.symbol, False, 0, 0)
-        return ScenarioResult(cfg.name, cfg, none, error=str(exc))
-    result = ScenarioResult(cfg.name, cfg, choice)
+        return [ScenarioResult(cfg.name, cfg, none, error=str(exc))]
     if choice.bars is None or choice.vix is None:
-        return result
+        return [ScenarioResult(cfg.name, cfg, choice)]
     overrides = [f"data.bars={json.dumps(str(choice.bars))}",
                  f"data.vix={json.dumps(str(choice.vix))}",
                  f"strategy.symbol={json.dumps(choice.symbol)}"]
     if choice.proxy:
         overrides.append(f"data.bar_label={json.dumps(cfg.validation.proxy_bar_label)}")
+    return [_run(ScenarioResult(cfg.name, cfg, choice, action), path,
+                 [*overrides, f"risk_management.max_dd_action={json.dumps(action)}"],
+                 out_root / cfg.name / action, tearsheet) for action in ACTIONS]
+
+
+def _run(result: ScenarioResult, path: Path, overrides: list[str], out_dir: Path,
+         tearsheet: bool) -> ScenarioResult:
+    """Backtest ``path`` with ``overrides`` into ``out_dir``: ``result`` with its summary and
+    notes, or its error."""
+    from mtbt.runner import run_backtest
+
     try:
-        run = run_backtest(load_run(path, overrides), out_dir=out_root / cfg.name,
-                           tearsheet=tearsheet)
+        run = run_backtest(load_run(path, overrides), out_dir=out_dir, tearsheet=tearsheet)
     except MtbtError as exc:
         result.error = str(exc)
         return result

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,8 @@ import pytest
 from feeds.sample import sample_bars, sample_vix
 from mtbt.cli import main
 from mtbt.config import load_run
-from mtbt.validate import choose_data, fetch_commands
+from mtbt.validate import DataChoice, ScenarioResult, any_miss, choose_data, fetch_commands
+from mtbt.validate_report import footnotes, rows
 
 SCENARIO = """
 [data]
@@ -98,17 +100,50 @@ def test_validate_writes_the_table(data_dir, tmp_path, capsys):
                  "--out", str(out), "--no-tearsheet"])
     assert code == 0                                   # MISS alone is not an error
     table = (out / "validate.md").read_text()
-    assert "| own | spy_1m_sample.parquet |" in table
-    assert "/ 1000 MISS" in table                      # 1,000 trades: never within 10%
-    assert "| proxied | es_1m_sample.parquet (ES proxy) |" in table
-    assert "| missing | no data | not run: no data" in table
-    assert "missing: to get its data, run `python -m mtbt data fetch SPY" in table
+    for action in ("pause", "alert"):                  # each scenario runs both ways
+        assert f"| own | {action} | spy_1m_sample.parquet |" in table
+        assert f"| proxied | {action} | es_1m_sample.parquet (ES proxy) |" in table
+        for name in ("own", "proxied"):
+            summary = json.loads((out / name / action / "summary.json").read_text())
+            assert summary["max_dd_action"] == action
+    assert table.count("/ 1000 MISS") == 2             # 1,000 trades: never within 10%
+    assert "| missing | - | no data | not run: no data" in table
+    assert table.count("missing: to get its data, run `python -m mtbt data fetch SPY") == 1
+    assert table.count("ran on ES bars as a proxy") == 1
+    assert "--strict fails on a MISS in a pause row only" in table
     assert "does not tune them per window" in table
-    assert (out / "own" / "summary.json").exists() and (out / "proxied" / "trades.csv").exists()
     assert "mtbt validate" in capsys.readouterr().out
     strict = main(["validate", str(own), "--data-dir", str(data_dir), "--out",
                    str(tmp_path / "strict"), "--no-tearsheet", "--strict"])
     assert strict == 1
+
+
+def ran(cfg, action: str, trades: int, trips: list[str]) -> ScenarioResult:
+    summary = {"trades": trades, "win_rate": 0.5, "total_pnl": 100.0, "max_drawdown": 0.0,
+               "profit_factor": 1.0, "breaker_trips": trips}
+    return ScenarioResult("s", cfg, DataChoice(Path("spy_1m.parquet"), Path("vix.parquet"),
+                                                "SPY", False, 21, 21), action, summary)
+
+
+def test_strict_judges_the_pause_rows_only(tmp_path, monkeypatch):
+    cfg = load_run(scenario(tmp_path, "s", "2023-11-01", "2023-11-30", trades=3))
+    trip = "2023-11-20T10:31:00-05:00"
+    results = [ran(cfg, "pause", 3, [trip]), ran(cfg, "alert", 9, [trip, trip])]
+    assert any_miss(results) and not any_miss(results, "pause")
+    assert [row[1] for row in rows(results)] == ["pause", "alert"]
+    assert [row[-1] for row in rows(results)] == ["1", "2"]
+    notes = footnotes(results, tmp_path)
+    assert ("s (pause): the drawdown breaker tripped 2023-11-20 10:31; trading paused for "
+            "the rest of the window, open lots closed") in notes
+    assert any(n.startswith("s (alert): the drawdown breaker tripped") and
+               n.endswith("trading went on") for n in notes)
+    argv = ["validate", str(tmp_path / "s.toml"), "--data-dir", str(tmp_path), "--out",
+            str(tmp_path / "out"), "--strict"]
+    monkeypatch.setattr("mtbt.validate.run_scenario", lambda *a, **k: results)
+    assert main(argv) == 0                             # the MISS is in the alert row
+    missed = [ran(cfg, "pause", 9, [trip]), ran(cfg, "alert", 3, [])]
+    monkeypatch.setattr("mtbt.validate.run_scenario", lambda *a, **k: missed)
+    assert main(argv) == 1
 
 
 def test_a_run_that_errors_fails_the_command(data_dir, tmp_path, capsys):
@@ -140,6 +175,16 @@ def test_validate_on_the_shared_data(shared_data, tmp_path):
     assert main(["validate", "--data-dir", str(shared_data), "--out", str(out),
                  "--no-tearsheet"]) == 0
     table = (out / "validate.md").read_text()
-    assert "| validate_dec2024_feb2025 | spy_1m_2024-03-26_2025-04-02.parquet |" in table
-    assert "es_1m_2020-01-02_2020-04-22.parquet (ES proxy), partial" in table
-    assert "spy_1m_2025-10-29_2025-11-07.parquet, partial: 8 of 84 sessions" in table
+    for action in ("pause", "alert"):
+        assert (f"| validate_dec2024_feb2025 | {action} | "
+                "spy_1m_2024-03-26_2025-04-02.parquet |") in table
+        assert (f"| validate_feb_may_2020 | {action} | "
+                "es_1m_2020-01-02_2020-04-22.parquet (ES proxy), partial") in table
+        assert (f"| validate_aug_nov_2025 | {action} | "
+                "spy_1m_2025-10-29_2025-11-07.parquet, partial: 8 of 84 sessions") in table
+    for name in ("validate_dec2024_feb2025", "validate_feb_may_2020"):
+        pause, alert = (json.loads((out / name / a / "summary.json").read_text())
+                        for a in ("pause", "alert"))
+        assert pause["data_sha256"] == alert["data_sha256"]     # one data choice, two runs
+        assert (pause["max_dd_action"], alert["max_dd_action"]) == ("pause", "alert")
+        assert len(pause["breaker_trips"]) <= 1 and pause["trades"] <= alert["trades"]
