@@ -184,7 +184,9 @@ def test_summary_matches_the_contract_and_the_journal(sample_run):
 def test_daily_and_regime_logs(sample_run):
     daily = pd.read_csv(sample_run / "daily.csv")
     assert list(daily.columns) == ["date", "pnl", "trades", "wins", "equity", "drawdown",
-                                   "regime"]
+                                   "regime", "breaker_trips"]
+    summary = json.loads((sample_run / "summary.json").read_text())
+    assert daily["breaker_trips"].sum() == len(summary["breaker_trips"])
     assert daily["pnl"].sum() == pytest.approx(daily["equity"].iloc[-1] - 25_000, abs=0.05)
     assert (daily["drawdown"] >= 0).all()
     assert daily["trades"].sum() == pd.read_csv(sample_run / "trades.csv")["trade_id"].nunique()
