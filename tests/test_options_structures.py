@@ -118,3 +118,18 @@ def test_condor_credit_and_max_loss(chain):
     assert condor.max_loss(credit) == pytest.approx(5 + credit)   # width - credit
     assert condor.max_gain(credit) == pytest.approx(-credit)
     assert condor.breakevens(credit) == pytest.approx((594 + credit, 606 - credit))
+
+
+def test_structure_orders_and_share_orders_share_one_numbering():
+    """A strategy keys its orders by ``ref``: a structure order and a share order open at
+    the same time (a signal traded as shares in options mode) must never share one."""
+    import backtrader as bt
+
+    from mtbt.options.book import StructureOrder
+
+    refs = []
+    for _ in range(3):
+        call = st.long_call(dt.date(2024, 6, 3), 600.0)
+        refs.append(StructureOrder(None, None, "open", call, 1).ref)
+        refs.append(next(bt.OrderBase.refbasis))
+    assert len(set(refs)) == len(refs)

@@ -12,7 +12,6 @@ Money: premiums are signed per share (a debit is positive, a credit negative); a
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import math
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -21,7 +20,6 @@ import backtrader as bt
 
 from mtbt.options.structures import Structure
 
-_refs = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,7 @@ class StructureOrder:
     def __init__(self, owner, data, kind: str, structure: Structure, contracts: int,
                  position: StructurePosition | None = None, info: dict | None = None,
                  limit: float | None = None):
-        self.ref = next(_refs)
+        self.ref = next(bt.OrderBase.refbasis)    # one numbering with share orders
         self.limit = limit
         self.owner, self.data, self.kind = owner, data, kind
         self.structure, self.contracts, self.position = structure, contracts, position
