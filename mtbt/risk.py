@@ -95,6 +95,24 @@ class RiskManager:
 
     def can_take_trade(self, position_cost: float) -> Decision:
         """May a new trade that risks ``position_cost`` dollars be opened now?"""
+        decision = self.can_enter()
+        if not decision:
+            return decision
+        if not position_cost > 0:
+            return Decision(False, "position size is zero (not enough buying power)")
+        if position_cost > self.risk_budget + 1e-9:
+            return Decision(False, f"position cost ${position_cost:,.2f} exceeds the risk "
+                                   f"budget ${self.risk_budget:,.2f}")
+        if position_cost > self.daily_room + 1e-9:
+            return Decision(False, f"position cost ${position_cost:,.2f} exceeds the daily "
+                                   f"room ${self.daily_room:,.2f} (limit "
+                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
+                                   f"open at stops ${self.open_risk:,.2f})")
+        return Decision(True)
+
+    def can_enter(self) -> Decision:
+        """May any new trade be opened now, whatever its size (the checks that come before
+        sizing one: the breaker, the daily limit, the positions, the day's room)?"""
         if self.paused:
             return Decision(False, f"trading paused: drawdown reached max_dd_threshold "
                                    f"${self.max_dd_threshold:,.2f}")
@@ -105,16 +123,6 @@ class RiskManager:
         if self.entry_budget <= 0:
             return Decision(False, f"daily room ${self.daily_room:,.2f} is under "
                                    f"{self.MIN_ROOM_SHARE:.0%} of the risk budget (limit "
-                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
-                                   f"open at stops ${self.open_risk:,.2f})")
-        if not position_cost > 0:
-            return Decision(False, "position size is zero (not enough buying power)")
-        if position_cost > self.risk_budget + 1e-9:
-            return Decision(False, f"position cost ${position_cost:,.2f} exceeds the risk "
-                                   f"budget ${self.risk_budget:,.2f}")
-        if position_cost > self.daily_room + 1e-9:
-            return Decision(False, f"position cost ${position_cost:,.2f} exceeds the daily "
-                                   f"room ${self.daily_room:,.2f} (limit "
                                    f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
                                    f"open at stops ${self.open_risk:,.2f})")
         return Decision(True)

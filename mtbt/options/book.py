@@ -21,7 +21,6 @@ import backtrader as bt
 from mtbt.options.structures import Structure
 
 
-
 @dataclass(frozen=True)
 class LegFill:
     """One leg of a fill: what traded, how many contracts (signed) and at what price."""

@@ -146,6 +146,10 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
             self.note(f"SKIP {signal.note}: an opposite position is open")
             return
         self.risk.open_risk = self.open_risk()
+        ready = self.risk.can_enter()          # before sizing or valuing anything
+        if not ready:
+            self.note(f"SKIP {signal.note}: {ready.reason}")
+            return
         if self.p.instrument == "options" and self._enter_structure(signal):
             return
         sizer: RiskSizer = self.getsizer()
