@@ -26,10 +26,10 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
-                  version: str) -> tuple[dict, list[str]]:
+                  version: str) -> tuple[dict, list[str], pd.DataFrame]:
     """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json, the
-    tearsheet and, for options runs, allocator.csv; returns the summary and notes for the
-    user (also logged to run.log)."""
+    tearsheet and, for options runs, allocator.csv; returns the summary, notes for the
+    user (also logged to run.log) and the daily table."""
     start_equity = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -44,8 +44,8 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
         atomic_write(out / "legs.csv", journal.get_legs().to_csv(index=False))
     atomic_write(out / "equity.csv", _iso_index(equity).to_csv())
     trips = list(getattr(strat, "breaker_trips", []))
-    atomic_write(out / "daily.csv", daily_table(equity, trades, regimes, start_equity,
-                                                trips).to_csv(index=False))
+    daily = daily_table(equity, trades, regimes, start_equity, trips)
+    atomic_write(out / "daily.csv", daily.to_csv(index=False))
     atomic_write(out / "regime.csv", regimes.to_csv(index=False))
     counts = None
     if cfg.strategy.instrument == "options" and cfg.strategy.name == "wave_renko":
@@ -73,7 +73,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
         notes += _tearsheet(out, equity, market, cfg, start_equity)
     for note in notes:
         log.warning("NOTE %s", note)
-    return summary, notes
+    return summary, notes, daily
 
 
 def _payoff_charts(out: Path, journal, strat) -> None:

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import backtrader as bt
-import pandas as pd
 
 from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
@@ -165,11 +164,11 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         log.info("run finished: %d bars in %.1f s", len(bars), seconds)
         report("writing reports", 0, 0)
         want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
-        summary, notes = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
-                                       version=__version__)
+        summary, notes, daily = write_reports(out, strat, market, cfg,
+                                              tearsheet=want_tearsheet, version=__version__)
     finally:
         _detach_run_log(handler)
-    regimes = pd.read_csv(out / "daily.csv")["regime"].value_counts()
+    regimes = daily["regime"].value_counts() if len(daily) else {}
     return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes,
                           {str(k): int(v) for k, v in regimes.items()})
 
