@@ -19,7 +19,10 @@ environment:
 
 The session ends after today's close, or on Ctrl-C / SIGTERM: working entries are
 cancelled, open trades closed (unless --keep-positions), the session files written.
-Run it again the same day and it resumes from the state file. Keys are never printed."""
+Run it again the same day and it resumes from the state file; a later day keeps the run's
+counters from it (realised PnL, the drawdown breaker). Once the breaker has tripped
+([risk_management] max_dd_action = "pause"), no session enters a trade until one runs with
+--reset-breaker. Keys are never printed."""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="session files (default: logs/live_trading)")
     paper.add_argument("--state", metavar="FILE",
                        help="state file (default: <log-dir>/state.sqlite)")
+    paper.add_argument("--reset-breaker", action="store_true",
+                       help="clear a tripped drawdown breaker in the state file (the drawdown "
+                            "then counts from today's equity), log it, and trade as usual")
     rehearse = paper.add_argument_group("rehearsal (local simulator, no keys)")
     rehearse.add_argument("--replay", metavar="BARS.parquet",
                           help="1-minute bars to replay: warm-up history, then the day")
@@ -67,7 +73,8 @@ def cmd_paper(args: argparse.Namespace) -> int:
     cfg = _load(args)
     mtbt.compat.apply()
     common = dict(dry_run=args.dry_run, keep_positions=args.keep_positions,
-                  log_dir=args.log_dir, state_path=args.state)
+                  log_dir=args.log_dir, state_path=args.state,
+                  reset_breaker=args.reset_breaker)
     if args.replay:
         from mtbt.live.replay import replay, replay_config
 

@@ -25,7 +25,7 @@ from mtbt.options.occ import occ_symbol, parse_occ
 from mtbt.options.paths import PathModel
 from mtbt.stores.alpaca import Endpoints, keys_from_env
 from mtbt.stores.http import ResilientSession
-from mtbt.strategies._resume import lot_body, lot_from
+from mtbt.strategies._resume import later_day, lot_body, lot_from
 
 
 @pytest.mark.parametrize("field, url, ok", [
@@ -135,6 +135,22 @@ def test_structures_become_mleg_orders_or_a_simple_option_order():
     request = wire.to_request(single, "id-1")
     assert request.symbol == "SPY240802P00530000" and request.position_intent == "buy_to_open"
     assert wire.to_request(spec, "id-2").order_class == "mleg"
+
+
+def test_a_later_day_keeps_only_the_run_wide_counters():
+    snapshot = {"day": "2024-08-01", "next_id": 4, "lots": [{"trade_id": 3}],
+                "risk": {"realized": -495.3, "peak": 25_000.0, "paused": True, "tripped": True,
+                         "trips": 1, "alerts": ["max drawdown: ..."], "day_pnl": -495.3,
+                         "halted_today": True},
+                "alerts": [["2024-08-01T10:22:00", "max drawdown: ..."]],
+                "breaker_trips": ["2024-08-01T10:22:00"], "edge": [[0.001], [12.0]],
+                "journal": {"trades": [{"trade_id": 1}], "legs": []}}
+    kept = later_day(snapshot)
+    assert kept["lots"] == [] and "journal" not in kept
+    assert kept["risk"] == {"realized": -495.3, "peak": 25_000.0, "paused": True,
+                            "tripped": True, "trips": 1, "alerts": ["max drawdown: ..."]}
+    for name in ("day", "next_id", "alerts", "breaker_trips", "edge"):
+        assert kept[name] == snapshot[name]
 
 
 def test_an_oco_exit_pair_request():

@@ -45,11 +45,13 @@ def paper_logs(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("paper_logs")
 
 
-def _cfg(shared: Path, instrument: str):
-    cfg = load_run(None, [f'data.bars="{shared / "spy_1m_2024-03-26_2025-04-02.parquet"}"',
-                          f'data.vix="{shared / "vix_1d_1990_2026.parquet"}"',
-                          f'strategy.instrument="{instrument}"', "report.tearsheet=false"])
-    return replay_config(cfg, cfg.data.bars, pd.Timestamp(DAYS[instrument]).date())
+def _cfg(shared: Path, instrument: str, day: str | None = None, *overrides: str,
+         run: str | None = None):
+    cfg = load_run(run, [f'data.bars="{shared / "spy_1m_2024-03-26_2025-04-02.parquet"}"',
+                         f'data.vix="{shared / "vix_1d_1990_2026.parquet"}"',
+                         f'strategy.instrument="{instrument}"', "report.tearsheet=false",
+                         *overrides])
+    return replay_config(cfg, cfg.data.bars, pd.Timestamp(day or DAYS[instrument]).date())
 
 
 def _backtest(cfg, out: Path) -> pd.DataFrame:
@@ -74,6 +76,49 @@ def test_replayed_day_trades_exactly_like_the_backtest(shared_data, paper_logs, 
     got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
     pd.testing.assert_frame_equal(got[COMPARE], expected[COMPARE], check_exact=True)
     assert result.summary["open_trades"] == 0 and result.stopped_by == "session end"
+
+
+BREAKER_DAYS = ("2024-08-01", "2024-08-02")   # a day that loses ~$495, then the parity day
+THRESHOLD = "risk_management.max_dd_threshold=100"
+
+
+def test_a_tripped_breaker_holds_across_days_until_reset(shared_data, paper_logs, tmp_path):
+    """Day 1 trips the drawdown breaker and the state file keeps it; day 2 with the same
+    state file enters nothing (a new day: day pnl 0, the breaker kept); day 2 again with
+    ``--reset-breaker`` (the command line, in process) trades."""
+    state, logs = tmp_path / "state.sqlite", paper_logs / "breaker"
+    first = replay(_cfg(shared_data, "equity", BREAKER_DAYS[0], THRESHOLD),
+                   log_dir=logs / "day1", state_path=state)
+    held = _checkpoint(state)
+    assert held["day"] == BREAKER_DAYS[0] and held["risk"]["realized"] <= -100
+    risk = held["risk"]
+    assert (risk["tripped"], risk["paused"], risk["trips"]) == (True, True, 1)
+    assert len(held["breaker_trips"]) == 1
+    assert first.summary["risk"]["breaker_tripped"] and len(first.summary["breaker_trips"]) == 1
+
+    day2 = _cfg(shared_data, "equity", BREAKER_DAYS[1], THRESHOLD)
+    sim = simulator(day2, keys=KEYS)
+    second = replay(day2, sim=sim, log_dir=logs / "day2", state_path=state)
+    log = (second.folder / f"paper_trading_{second.session}.log").read_text()
+    realised = held["risk"]["realized"]
+    assert f"RESUMED risk: day pnl +0.00, realised {realised:+.2f}, paused True" in log
+    assert "SKIP" in log and "trading paused: drawdown reached max_dd_threshold" in log
+    assert sim.orders == [] and second.summary["trades"] == 0
+    assert second.summary["risk"]["paused"] and second.summary["breaker_trips"] == \
+        first.summary["breaker_trips"]
+    assert _checkpoint(state)["journal"]["trades"] == []     # day 1's journal stayed there
+
+    account = day2.risk_management.account_size
+    assert main(["paper", "--replay", day2.data.bars, "--day", BREAKER_DAYS[1],
+                 "--vix", day2.data.vix, "--set", 'strategy.instrument="equity"',
+                 "--set", THRESHOLD, "--log-dir", str(logs / "reset"), "--state", str(state),
+                 "--reset-breaker"]) == 0
+    log = next((logs / "reset").glob("paper_trading_*.log")).read_text()
+    drawdown = held["risk"]["peak"] - account - realised
+    assert (f"BREAKER RESET (--reset-breaker): was tripped, drawdown ${drawdown:.2f}; the "
+            f"drawdown counts from equity ${account + realised:.2f}") in log
+    assert "ENTRY #" in log
+    assert len(pd.read_csv(next((logs / "reset").glob("trades_*.csv")))) >= 1
 
 
 def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(shared_data, paper_logs,

@@ -5,8 +5,10 @@ The run's own strategy, sizer, risk limits and analyzers (``runner.build_cerebro
 calendar; the feed backfills ``warmup_sessions`` of history, then trades today's session
 live and ends after its last bar. After every bar the state file gets a checkpoint (before
 that bar's orders are sent) and the session files a balance row; a restart the same day
-resumes from the checkpoint. SIGINT/SIGTERM end the session cleanly: working orders are
-cancelled, what mtbt opened is closed (unless ``keep_positions``), the files are written.
+resumes from the checkpoint, a later day keeps its run-wide counters (the drawdown breaker
+among them: ``reset_breaker`` clears a tripped one). SIGINT/SIGTERM end the session
+cleanly: working orders are cancelled, what mtbt opened is closed (unless
+``keep_positions``), the files are written.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import requests
 from alpaca.common.exceptions import APIError
 
 from analyzers.daily import daily_table
+from analyzers.journal import iso_ny
 from analyzers.summary import summarize
 from feeds.parquet import read_daily
 from mtbt._version import __version__
@@ -32,9 +35,11 @@ from mtbt.errors import BrokerError, ConfigError
 from mtbt.live.logs import SessionFiles, session_id
 from mtbt.live.shutdown import close_out
 from mtbt.live.state import StateStore
+from mtbt.risk import RiskManager
 from mtbt.runner import build_cerebro, chain_model
 from mtbt.sessions import NY
 from mtbt.stores.alpaca import AlpacaStore
+from mtbt.strategies._resume import later_day
 
 log = logging.getLogger("mtbt.live")
 _MINUTE = dt.timedelta(minutes=1)
@@ -55,11 +60,12 @@ class PaperResult:
 def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool = False,
               keep_positions: bool = False, log_dir: str | Path = "logs/live_trading",
               state_path: str | Path | None = None, stall: float = 90.0,
-              stop: threading.Event | None = None) -> PaperResult:
+              stop: threading.Event | None = None, reset_breaker: bool = False) -> PaperResult:
     """Trade today's session on the Alpaca paper account (see the module docstring).
 
     ``store`` defaults to one from the environment (keys, endpoints); ``state_path`` to
-    ``<log_dir>/state.sqlite`` (``dry_run`` keeps state in memory and sends nothing).
+    ``<log_dir>/state.sqlite`` (``dry_run`` keeps state in memory and sends nothing);
+    ``reset_breaker`` clears a tripped drawdown breaker in the state file first.
     """
     store = store or AlpacaStore(paper_mode=cfg.deployment.paper_mode)
     folder = Path(log_dir)
@@ -76,6 +82,8 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                  cfg.strategy.symbol, today, cfg.name, cfg.run_id,
                  " DRY RUN: no order is sent" if dry_run else "")
         resume, books = _checkpoints(state, today)
+        if reset_breaker:
+            resume = _reset_breaker(state, resume, cfg.risk_management.account_size)
         data = store.getdata(symbol=cfg.strategy.symbol, session=session,
                              sessions={d: s for d, s in calendar.items() if d <= today},
                              history_start=history_start, vix=vix, stall=stall,
@@ -142,19 +150,41 @@ def _session(store: AlpacaStore, cfg: RunConfig):
 
 
 def _checkpoints(state: StateStore, today: dt.date) -> tuple[dict | None, dict | None]:
-    """The strategy's and the broker's checkpoints to resume: lots and books only from
-    today; the run's counters (realised PnL, peak, pause) from any day."""
+    """The strategy's and the broker's checkpoints to resume: all of today's; of an earlier
+    day only the run's counters (``_resume.later_day``: realised PnL, peak, the breaker,
+    alerts, edge samples), without its lots, day counters, journal and books."""
     snapshot, books = state.load("strategy"), state.load("broker")
     if snapshot and snapshot.get("day") != today.isoformat():
-        if snapshot["lots"]:
+        if snapshot.get("lots"):
             log.warning("the checkpoint of %s still had %d open trade(s); check the account",
                         snapshot["day"], len(snapshot["lots"]))
-        snapshot = snapshot | {"lots": []}
+        snapshot = later_day(snapshot)
     if books and books.get("day") != today.isoformat():
         books = None
     if snapshot:
         log.info("resuming from the state file: %d open trade(s)", len(snapshot["lots"]))
     return snapshot, books
+
+
+def _reset_breaker(state: StateStore, snapshot: dict | None,
+                   account_size: float) -> dict | None:
+    """``--reset-breaker``: clear a tripped drawdown breaker in the checkpoint and the state
+    file (``RiskManager.reset_breaker``: the drawdown counts again from today's equity)."""
+    risk = (snapshot or {}).get("risk", {})
+    if not (risk.get("tripped") or risk.get("paused")):
+        log.info("BREAKER RESET (--reset-breaker): the state file holds no tripped breaker; "
+                 "nothing to reset")
+        return snapshot
+    manager = RiskManager(account_size=account_size)
+    manager.realized, manager.peak = risk["realized"], risk["peak"]
+    drawdown = manager.drawdown
+    manager.reset_breaker()
+    snapshot = snapshot | {"risk": risk | {"paused": manager.paused,
+                                            "tripped": manager.tripped, "peak": manager.peak}}
+    state.save(strategy=snapshot)
+    log.warning("BREAKER RESET (--reset-breaker): was tripped, drawdown $%.2f; the drawdown "
+                "counts from equity $%.2f", drawdown, manager.equity)
+    return snapshot
 
 
 def _vix(cfg: RunConfig) -> pd.Series:
@@ -201,6 +231,14 @@ def latency_ms(seconds: list[float]) -> dict:
             "p99": round(float(ms.quantile(0.99)), 3), "max": round(float(ms.max()), 3)}
 
 
+def _risk_summary(risk: RiskManager) -> dict:
+    """The day's and the run's risk counters, the drawdown breaker's state among them."""
+    return {"day_pnl": risk.day_pnl, "realized": risk.realized, "halted_today":
+            risk.halted_today, "paused": risk.paused, "breaker_tripped": risk.tripped,
+            "breaker_trips": risk.trips, "peak_equity": risk.peak,
+            "drawdown": round(risk.drawdown, 2)}
+
+
 def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
             folder: Path, stopped_by: str) -> PaperResult:
     start = cfg.risk_management.account_size
@@ -210,8 +248,11 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
     equity = equity[equity.index.tz_localize(None).normalize() >= today]
     regimes = strat.analyzers.regime.get_frame()
     files.write_trades(trades)
+    trips = strat.breaker_trips            # the run's, earlier sessions' included
     summary = summarize(trades, equity, start, data=f"alpaca:{cfg.strategy.symbol}",
-                        data_sha256={}, version=__version__)
+                        data_sha256={}, version=__version__,
+                        max_dd_action=cfg.risk_management.max_dd_action,
+                        breaker_trips=[iso_ny(t) for t in trips])
     summary |= {"session": name, "stopped_by": stopped_by,
                 "orders_sent": broker.sent,
                 "duplicate_submits_caught": broker.duplicates_caught,
@@ -221,12 +262,12 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
                             "bar_stream_connects": data.p.store.data_stream.connects,
                             "trade_stream_connects": data.p.store.trade_stream.connects},
                 "orphans": broker.orphans, "open_trades": len(strat._lots),
-                "risk": {"day_pnl": strat.risk.day_pnl, "realized": strat.risk.realized,
-                         "paused": strat.risk.paused},
+                "risk": _risk_summary(strat.risk),
                 "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),
                                "bar_handled": latency_ms(data.bar_seconds)}}
-    daily = daily_table(equity, trades, regimes, start) if len(equity) else pd.DataFrame()
-    files.finish(summary, daily, regimes, strat.alerts)
+    daily = daily_table(equity, trades, regimes, start, trips) if len(equity) else \
+        pd.DataFrame()
+    files.finish(summary, daily, regimes, [a for a in strat.alerts if a[0] >= today])
     log.info("session %s finished (%s): %d trade row(s), pnl %.2f", name, stopped_by,
              len(trades), summary["total_pnl"] or 0.0)
     samples = {"bar_to_order": broker.order_latency, "bar_handled": data.bar_seconds}

@@ -7,12 +7,15 @@ then on, catch-up bars after a reconnect included. A backtest feed never reports
 backtest trades from the first bar (``trade_from`` aside).
 
 ``snapshot()`` is everything a restarted trader needs: the lots with their exit stage, the
-RiskManager's counters, the next trade id and the day's journal (so the new session's
-trades file holds the whole day). Given one as the
-``resume`` param, the strategy restores it when the feed goes live, after replaying the
-day's earlier bars as history; the broker rebuilds its books and recreates the orders still
-working (``broker.restore``). The day's loss counter is kept when the checkpoint is from the
-same day; the drawdown pause and realised PnL always are.
+RiskManager's counters (the drawdown breaker's included), the risk alerts and breaker trips,
+the edge samples, the next trade id and the day's journal (so the new session's trades file
+holds the whole day). Given one as the ``resume`` param, the strategy restores what it holds
+when the feed goes live, after replaying the day's earlier bars as history; the broker
+rebuilds its books and recreates the orders still working (``broker.restore``).
+
+Which day a checkpoint belongs to is the session's business (it knows today): a later
+session day resumes ``later_day(snapshot)``, the run-wide part only (realised PnL, the peak,
+the breaker, alerts, trips, edge samples, trade ids): no lots, no day counters, no journal.
 """
 from __future__ import annotations
 
@@ -22,8 +25,9 @@ import datetime as dt
 from mtbt.exits import Lot, Stage
 from mtbt.options.structures import Structure
 
-_RISK_RUN = ("realized", "peak", "paused", "alerts")
-_RISK_DAY = ("day_pnl", "halted_today")
+RISK_RUN = ("realized", "peak", "paused", "tripped", "trips", "alerts")
+RISK_DAY = ("day_pnl", "halted_today")
+_RUN_WIDE = ("next_id", "alerts", "breaker_trips", "edge")
 _EXIT_ROLES = ("stop", "breakeven", "trail", "tp1", "tp2")
 
 
@@ -47,6 +51,13 @@ def lot_from(body: dict) -> Lot:
     return lot
 
 
+def later_day(snapshot: dict) -> dict:
+    """What a later session day keeps of a checkpoint: the run-wide counters only."""
+    kept = {name: snapshot[name] for name in _RUN_WIDE if name in snapshot}
+    risk = {name: value for name, value in snapshot["risk"].items() if name in RISK_RUN}
+    return kept | {"day": snapshot.get("day"), "lots": [], "risk": risk}
+
+
 class LiveResume:
     """Mixin of ``ManagedStrategy`` (see the module docstring)."""
 
@@ -61,20 +72,20 @@ class LiveResume:
         risk, journal = self.risk, self.analyzers.journal
         return {"day": dt.date.fromordinal(self._day).isoformat() if self._day else None,
                 "next_id": self._next_id, "lots": [lot_body(lot) for lot in self._lots.values()],
-                "risk": {name: getattr(risk, name) for name in _RISK_RUN + _RISK_DAY},
+                "risk": {name: getattr(risk, name) for name in RISK_RUN + RISK_DAY},
+                "alerts": [[when.isoformat(), text] for when, text in self.alerts],
+                "breaker_trips": [when.isoformat() for when in self.breaker_trips],
+                "edge": [list(self._edge[0]), list(self._edge[1])],
                 "journal": {"trades": journal.rets, "legs": journal.legs}}
 
     def restore(self, snapshot: dict) -> None:
-        """Take up a checkpoint's lots, counters and orders (see the module docstring)."""
-        today = dt.date.fromordinal(self._day).isoformat() if self._day else None
-        same_day = snapshot.get("day") == today
-        for name in _RISK_RUN + (_RISK_DAY if same_day else ()):
-            setattr(self.risk, name, snapshot["risk"][name])
-        self._next_id = max(self._next_id, snapshot["next_id"])
-        if same_day:                   # the day's journal goes on in the new session's files
+        """Take up what a checkpoint holds: counters, lots, orders (see the module
+        docstring)."""
+        self._restore_counters(snapshot)
+        if "journal" in snapshot:      # the day's journal goes on in the new session's files
             self.analyzers.journal.rets[:0] = snapshot["journal"]["trades"]
             self.analyzers.journal.legs[:0] = snapshot["journal"]["legs"]
-        lots = {body["trade_id"]: lot_from(body) for body in snapshot["lots"]}
+        lots = {body["trade_id"]: lot_from(body) for body in snapshot.get("lots", [])}
         self._lots.update(lots)
         self.risk.open_positions = len(self._lots)
         books = getattr(self.p, "resume_books", None)
@@ -87,5 +98,20 @@ class LiveResume:
         for lot in lots.values():
             self.note(f"RESUMED #{lot.trade_id} stage {lot.stage.value} qty {lot.remaining} "
                       f"stop {lot.stop:.2f} orders {len(self._working.get(lot.trade_id, []))}")
-        self.note(f"RESUMED risk: day pnl {self.risk.day_pnl:+.2f}, realised "
-                  f"{self.risk.realized:+.2f}, paused {self.risk.paused}")
+        risk = self.risk
+        breaker = f"tripped ({risk.trips} trip(s))" if risk.tripped else f"{risk.trips} trip(s)"
+        self.note(f"RESUMED risk: day pnl {risk.day_pnl:+.2f}, realised {risk.realized:+.2f}, "
+                  f"paused {risk.paused}, breaker {breaker}")
+
+    def _restore_counters(self, snapshot: dict) -> None:
+        """The RiskManager's counters, alerts, breaker trips, edge samples and trade ids."""
+        for name, value in snapshot["risk"].items():
+            setattr(self.risk, name, value)
+        now = self.data.datetime.datetime(0)
+        alerts = snapshot.get("alerts") or [[now.isoformat(), t] for t in self.risk.alerts]
+        self.alerts = [(dt.datetime.fromisoformat(when), text) for when, text in alerts]
+        trips = snapshot.get("breaker_trips", [])
+        self.breaker_trips = [dt.datetime.fromisoformat(when) for when in trips]
+        if "edge" in snapshot:
+            self._edge = (list(snapshot["edge"][0]), list(snapshot["edge"][1]))
+        self._next_id = max(self._next_id, snapshot.get("next_id", 1))
