@@ -410,7 +410,8 @@ class AlpacaBroker(Books, BacktestBroker):
 
     def _apply(self, pairs: list) -> None:
         """Fills first (all parts of one order summed into one execution, as a backtest
-        fills it), then cancellations, expiries and rejections."""
+        fills it), then cancellations, expiries and rejections (of every part of the Alpaca
+        orders concerned: one held back by ``_close_unfilled`` may be due now)."""
         fills: dict[int, list] = {}
         for part, order in pairs:
             qty = float(order.filled_qty or 0)
@@ -425,9 +426,11 @@ class AlpacaBroker(Books, BacktestBroker):
             sent.status = sent.parts[0].status
         for target, qty, value in fills.values():
             self._fill(target, int(round(qty)), value / qty)
-        for part, _ in pairs:
-            if part.status in ("canceled", "expired", "rejected") and part.target.alive():
-                self._close_unfilled(part.target, part.status)
+        touched = {part.client_id: self._sent[part.client_id] for part, _ in pairs}
+        for sent in touched.values():
+            for part in sent.parts:
+                if part.status in ("canceled", "expired", "rejected") and part.target.alive():
+                    self._close_unfilled(part.target, part.status)
 
     def _fill(self, order, qty: int, price: float) -> None:
         siblings = self._oco_siblings(order)
@@ -448,8 +451,13 @@ class AlpacaBroker(Books, BacktestBroker):
         return [o for o in self.orders if o.ref in group and o.ref != order.ref]
 
     def _close_unfilled(self, order, status: str) -> None:
-        if any(p.status not in FINAL for p in self._by_ref.get(order.ref, [])):
-            return                   # another part of it still works
+        """An order Alpaca ended unfilled, once nothing of it or of its oco pair still
+        works: Alpaca cancels an oco's limit when its stop fills, and that event may come
+        before the fill (events reordered, or the fill known only from the order list);
+        the fill then cancels it silently, as backtrader's oco does."""
+        sents = {p.client_id for p in self._by_ref.get(order.ref, [])}
+        if any(p.status not in FINAL for cid in sents for p in self._sent[cid].parts):
+            return                   # another part of it, or of its pair, still works
         {"canceled": order.cancel, "expired": order.expire}.get(status, order.reject)()
         self.notify(order)
 
