@@ -137,6 +137,39 @@ def test_structures_become_mleg_orders_or_a_simple_option_order():
     assert wire.to_request(spec, "id-2").order_class == "mleg"
 
 
+def test_a_structure_close_with_a_limit_is_a_limit_order():
+    """``StructureOrder.limit`` is the least premium per share the close gets (a condor's is
+    negative: closing costs money); Alpaca's mleg limit is the net price per unit, a debit
+    positive (the simulator's convention), so the condor's close pays at most -limit."""
+    day = dt.date(2024, 6, 25)
+    condor = st.iron_condor(day, 535, 550, 5.0)
+    spec = wire.structure_spec("SPY", condor, 5, "close", limit=-0.21)
+    assert spec["limit_price"] == 0.21 and spec["structure_limit"] == -0.21
+    body = wire.to_request(spec, "mtbt-x").to_request_fields()
+    assert body["type"] == "limit" and body["order_class"] == "mleg"
+    assert body["limit_price"] == 0.21 and body["qty"] == 5 and "symbol" not in body
+    assert [leg["position_intent"] for leg in body["legs"]] == \
+        ["sell_to_close", "buy_to_close", "buy_to_close", "sell_to_close"]
+    assert wire.describe(spec).startswith("mleg x5 limit 0.21: sell 1 SPY240625P00530000")
+    # cents on the side that honours the limit: pay at most 0.21 for a close worth -0.2149
+    assert wire.structure_limit_price(condor, -0.2149) == 0.21
+    assert wire.structure_limit_price(condor, 0.305) == -0.31     # receive at least 0.31
+    assert wire.structure_limit_price(condor, 0.1 + 0.2) == -0.30     # float noise only
+    assert wire.to_request(wire.structure_spec("SPY", condor, 5, "close"),
+                           "m").to_request_fields()["type"] == "market"
+    long_put = st.long_put(day, 530)
+    short_put = st.Structure("short_put", (st.Leg("P", 530, -1, day),))
+    sell = wire.to_request(wire.structure_spec("SPY", long_put, 2, "close", limit=0.452),
+                           "s").to_request_fields()
+    assert (sell["side"], sell["type"], sell["limit_price"]) == ("sell", "limit", 0.46)
+    buy = wire.structure_spec("SPY", short_put, 2, "close", limit=-0.458)
+    assert (buy["side"], buy["limit_price"]) == ("buy", 0.45)   # buy back for at most 0.45
+    free = wire.structure_spec("SPY", long_put, 2, "close", limit=0.0)
+    assert "limit_price" not in free            # any bid gets 0: a market order
+    with pytest.raises(ValueError, match="close"):
+        wire.structure_spec("SPY", condor, 5, "open", limit=-0.5)
+
+
 def test_a_later_day_keeps_only_the_run_wide_counters():
     snapshot = {"day": "2024-08-01", "next_id": 4, "lots": [{"trade_id": 3}],
                 "risk": {"realized": -495.3, "peak": 25_000.0, "paused": True, "tripped": True,

@@ -29,6 +29,7 @@ from mtbt.sim import Faults
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
+ROOT = Path(__file__).resolve().parents[1]
 # made up per run (never a real key): the last test greps every file the suite wrote for them
 KEYS = (f"test-key-{uuid.uuid4().hex[:12]}", f"test-secret-{uuid.uuid4().hex}")
 # replayed days: shares, 2 short entries (tp1, trail, eod); options, a put butterfly and a
@@ -76,6 +77,28 @@ def test_replayed_day_trades_exactly_like_the_backtest(shared_data, paper_logs, 
     got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
     pd.testing.assert_frame_equal(got[COMPARE], expected[COMPARE], check_exact=True)
     assert result.summary["open_trades"] == 0 and result.stopped_by == "session end"
+
+
+def test_replayed_condor_day_closes_at_its_limits_like_the_backtest(shared_data, paper_logs,
+                                                                    tmp_path):
+    """runs/iron_condor.toml on 2024-06-25: three condors closed at their profit target by
+    limit orders (an mleg limit at Alpaca), one limit not reached at the next open: cancelled
+    at Alpaca, judged again on that bar and closed a bar later, as in the backtest."""
+    cfg = _cfg(shared_data, "options", "2024-06-25", run=str(ROOT / "runs/iron_condor.toml"))
+    expected = _backtest(cfg, tmp_path / "bt")
+    assert set(expected["exit_reason"]) == {"profit_target"} and len(expected) == 3
+    assert "limit -0.21 not reached" in (tmp_path / "bt" / "run.log").read_text()
+    sim = simulator(cfg, keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / "condor",
+                    state_path=tmp_path / "state.sqlite")
+    got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
+    pd.testing.assert_frame_equal(got[COMPARE], expected[COMPARE], check_exact=True)
+    closes = [o for o in sim.orders if "profit_target" in o.client_order_id]
+    assert {o.type for o in closes} == {"limit"} and len(closes) == 4
+    assert [o.status for o in closes].count("canceled") == 1
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert "14:49 EXIT #2 profit_target: limit -0.21 not reached" in log
+    assert sim.positions() == {} and result.summary["open_trades"] == 0
 
 
 BREAKER_DAYS = ("2024-08-01", "2024-08-02")   # a day that loses ~$495, then the parity day
@@ -311,6 +334,41 @@ def test_sigterm_cancels_entries_flattens_and_writes_the_files(shared_data, pape
         assert "shutdown" in set(trades["exit_reason"]) and held != 0
     for name in ("paper_trading", "balance_progression", "daily", "regime", "alerts"):
         assert list(logs.glob(f"{name}_*")), name
+
+
+def test_sigterm_withdraws_a_working_limit_close_and_closes_at_market(shared_data, paper_logs,
+                                                                     tmp_path):
+    """A condor's limit close works at Alpaca when SIGTERM comes: it is cancelled there
+    first (else Alpaca would hold the contracts for it), then the condor closes at market."""
+    cfg = _cfg(shared_data, "options", "2024-06-25", run=str(ROOT / "runs/iron_condor.toml"))
+    sim = simulator(cfg, keys=KEYS)
+    logs = paper_logs / "sigterm_limit"
+    args = [sys.executable, "-m", "mtbt", "paper", str(ROOT / "runs/iron_condor.toml"),
+            "--vix", cfg.data.vix, "--log-dir", str(logs), "--state", str(tmp_path / "s.sqlite")]
+    with sim, (tmp_path / "out.txt").open("w") as out:
+        trader = subprocess.Popen(args, env=_sim_env(sim), stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 240
+        while not any(o.is_open and "profit_target" in o.client_order_id for o in sim.orders):
+            assert sim.bars_left and trader.poll() is None and time.monotonic() < deadline
+            if sim.may_emit():             # step by hand, to stop with the limit working
+                sim.step()
+            time.sleep(0.001)
+        limit = next(o for o in sim.orders if o.is_open)
+        trader.send_signal(signal.SIGTERM)
+        while limit.status != "canceled":  # cancelled before anything else steps
+            assert trader.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        halt = threading.Event()
+        threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True).start()
+        assert trader.wait(timeout=60) == 0, (tmp_path / "out.txt").read_text()[-3000:]
+        halt.set()
+    assert sim.positions() == {}
+    assert sim.orders[-1].client_order_id.endswith("-shutdown") and \
+        sim.orders[-1].status == "filled"
+    summary = json.loads(next(logs.glob("session_summary_*.json")).read_text())
+    assert summary["stopped_by"] == "SIGTERM" and summary["open_trades"] == 0
+    log = next(logs.glob("paper_trading_*.log")).read_text()
+    assert "withdrawn for the shutdown: cancelling" in log
 
 
 @pytest.mark.parametrize("env, args, message", [

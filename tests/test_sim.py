@@ -428,6 +428,35 @@ def test_mleg_fills_each_leg_at_the_synthetic_chain(make_sim) -> None:
     assert float(account.equity) != float(account.cash)
 
 
+def test_an_mleg_limit_fills_at_its_net_price_to_the_cent_and_not_a_cent_short(
+        make_sim) -> None:
+    """The net price of an mleg limit is a debit positive (buys count +); it fills when the
+    legs' net at the next open is at most the limit, to the cent (float noise aside)."""
+    model = ChainModel()
+    sim = make_sim(chain_model=model)
+    tc = client(sim)
+    row = sim._row(HISTORY)
+    chain = SyntheticChain(model, row.open, row.vix, dt.datetime(2024, 1, 3, 9, 40),
+                           sessions(DAY, DAY)[DAY].close)
+    net = chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)    # 8.96 - 1.86
+    assert net > round(net, 2)                   # 7.1000000000000005: float noise over 7.10
+
+    def spread(limit: float, cid: str):
+        legs = [OptionLegRequest(symbol="SPY240103C00462000", ratio_qty=1, side=OrderSide.BUY,
+                                 position_intent=PositionIntent.BUY_TO_OPEN),
+                OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1,
+                                 side=OrderSide.SELL, position_intent=PositionIntent.SELL_TO_OPEN)]
+        return tc.submit_order(LimitOrderRequest(
+            qty=1, order_class=OrderClass.MLEG, time_in_force=TimeInForce.DAY, legs=legs,
+            limit_price=limit, client_order_id=cid))
+
+    at, short = spread(round(net, 2), "at"), spread(round(net - 0.01, 2), "short")
+    sim.step()
+    assert tc.get_order_by_id(at.id).status == OrderStatus.FILLED
+    assert float(tc.get_order_by_id(at.id).filled_avg_price) == pytest.approx(net, abs=1e-12)
+    assert tc.get_order_by_id(short.id).status == OrderStatus.NEW
+
+
 def test_options_settle_at_intrinsic_at_the_close(make_sim) -> None:
     day = dt.date(2024, 11, 29)
     bars = make_bars(n=210, day=day)

@@ -140,8 +140,10 @@ class Books:
         if "legs" in spec:
             kind = "open" if spec["legs"][0]["position_intent"].endswith("open") else "close"
             order = StructureOrder(owner, data, kind, lot.structure, spec["qty"],
-                                   position=lot.position, info={"lot": lot, "role": role})
+                                   position=lot.position, info={"lot": lot, "role": role},
+                                   limit=spec.get("structure_limit"))
             order.status = order.Accepted
+            self._track_limit(order, bar=-1)     # sent bars ago: checked on the next bar
             return order
         if spec["kind"] == "oco":
             exectype = bt.Order.Stop if spec_part["leg"] else bt.Order.Limit

@@ -9,11 +9,15 @@ it is sent, and turned into an alpaca-py request here):
   take-profit limit, the parent, and a stop, its leg) for the same quantity;
 - ``{"kind": "mleg", "qty", "legs": [{"symbol", "ratio_qty", "side", "position_intent"}]}``:
   an option structure as one multi-leg market order; a one-leg structure is
-  ``{"kind": "option", "symbol", "side", "qty", "position_intent", "legs"}``.
+  ``{"kind": "option", "symbol", "side", "qty", "position_intent", "legs"}``. A structure's
+  close with a limit (``StructureOrder.limit``, the least premium per share it may get) adds
+  ``"limit_price"`` (Alpaca's price, see ``structure_limit_price``) and ``"structure_limit"``
+  (mtbt's own, to rebuild the order after a restart): a limit order.
 """
 from __future__ import annotations
 
 import datetime as dt
+import math
 import warnings
 
 from mtbt.options.occ import occ_symbol
@@ -38,9 +42,51 @@ def client_order_id(day: dt.date, seq: int, trade_id: int | None, role: str) -> 
     return f"mtbt-{day:%Y%m%d}-{seq:04d}-t{trade}-{role}"
 
 
-def structure_spec(root: str, structure, contracts: int, kind: str) -> dict:
+def structure_spec(root: str, structure, contracts: int, kind: str,
+                   limit: float | None = None) -> dict:
     """The spec that opens (``kind`` "open") or closes a structure: one multi-leg order, or
-    a simple option order for a one-leg structure (Alpaca's mleg needs 2 to 4 legs)."""
+    a simple option order for a one-leg structure (Alpaca's mleg needs 2 to 4 legs); a
+    market order, or with ``limit`` (closes only) a limit order."""
+    spec = _structure_spec(root, structure, contracts, kind)
+    if limit is None:
+        return spec
+    if kind != "close":
+        raise ValueError("a structure limit is the least premium a close gets")
+    price = structure_limit_price(structure, limit)
+    if price <= 0 and spec["kind"] == "option" and spec["side"] == "sell":
+        return spec          # any bid reaches it, and Alpaca takes no price <= 0: market
+    return spec | {"limit_price": price, "structure_limit": limit}
+
+
+def structure_limit_price(structure, limit: float) -> float:
+    """Alpaca's limit price for closing ``structure`` at a premium of at least ``limit``
+    per share (``StructureOrder``'s convention: the structure's signed value, what a close
+    gets; a condor's close is negative, it costs money).
+
+    - **mleg**: the order's *net* price per unit, a debit positive and a credit negative:
+      the simulator's convention (``sim.exchange._work_mleg``: net = sum of sign x ratio x
+      leg price, buys positive; it fills when net <= limit_price). Closing gets
+      ``premium = -net``, so ``premium >= limit`` is ``net <= -limit``. shared/reference/
+      alpaca_wire.md gives the field and a debit spread's example (+1.25) but not the sign
+      rule; Alpaca's own MCP server describes it the same way (positive = debit, negative =
+      credit). Not confirmed against a live Alpaca account.
+    - **one leg** of ``q`` contracts per unit: premium = q x price, so the leg's price
+      limit is ``limit / q`` (a sell of a long leg at least that, a buy of a short leg at
+      most its absolute value).
+
+    Rounded to the cent on the side that still honours ``limit``."""
+    if len(structure.legs) == 1:
+        qty = structure.legs[0].qty
+        return _cents(limit / qty, up=qty > 0)          # a sell's floor, a buy's cap
+    return _cents(-limit, up=False)                     # the most the close may pay
+
+
+def _cents(price: float, up: bool) -> float:
+    ticks = math.ceil(price * 100 - 1e-6) if up else math.floor(price * 100 + 1e-6)
+    return round(ticks / 100, 2)
+
+
+def _structure_spec(root: str, structure, contracts: int, kind: str) -> dict:
     legs = []
     for leg in structure.legs:
         buy = (leg.qty > 0) == (kind == "open")
@@ -60,16 +106,9 @@ def to_request(spec: dict, client_id: str):
     """The alpaca-py request for a spec (day orders)."""
     common = dict(qty=spec["qty"], time_in_force=TimeInForce.DAY, client_order_id=client_id)
     kind = spec["kind"]
-    if kind == "mleg":
-        legs = [OptionLegRequest(symbol=leg["symbol"], ratio_qty=leg["ratio_qty"],
-                                 side=OrderSide(leg["side"]),
-                                 position_intent=PositionIntent(leg["position_intent"]))
-                for leg in spec["legs"]]
-        return MarketOrderRequest(order_class=OrderClass.MLEG, legs=legs, **common)
+    if kind in ("mleg", "option"):
+        return _option_request(spec, common)
     common |= dict(symbol=spec["symbol"], side=OrderSide(spec["side"]))
-    if kind == "option":
-        return MarketOrderRequest(position_intent=PositionIntent(spec["position_intent"]),
-                                  **common)
     if kind == "market":
         return MarketOrderRequest(**common)
     if kind == "limit":
@@ -87,12 +126,29 @@ def to_request(spec: dict, client_id: str):
     raise ValueError(f"unknown order kind {kind!r}")
 
 
+def _option_request(spec: dict, common: dict):
+    """A structure's request: market, or limit when the spec has a ``limit_price``."""
+    if "limit_price" in spec:
+        cls, common = LimitOrderRequest, common | {"limit_price": spec["limit_price"]}
+    else:
+        cls = MarketOrderRequest
+    if spec["kind"] == "option":
+        return cls(symbol=spec["symbol"], side=OrderSide(spec["side"]),
+                   position_intent=PositionIntent(spec["position_intent"]), **common)
+    legs = [OptionLegRequest(symbol=leg["symbol"], ratio_qty=leg["ratio_qty"],
+                             side=OrderSide(leg["side"]),
+                             position_intent=PositionIntent(leg["position_intent"]))
+            for leg in spec["legs"]]
+    return cls(order_class=OrderClass.MLEG, legs=legs, **common)
+
+
 def describe(spec: dict) -> str:
     """One line for the session log, e.g. ``sell 50 SPY stop 512.30``."""
     if "legs" in spec:
         legs = " / ".join(f"{leg['side']} {leg['ratio_qty']} {leg['symbol']}"
                           for leg in spec["legs"])
-        return f"{spec['kind']} x{spec['qty']}: {legs}"
+        limit = f" limit {spec['limit_price']:.2f}" if "limit_price" in spec else ""
+        return f"{spec['kind']} x{spec['qty']}{limit}: {legs}"
     text = f"{spec['side']} {spec['qty']} {spec['symbol']} {spec['kind']}"
     if "limit_price" in spec:
         text += f" limit {spec['limit_price']:.2f}"

@@ -9,7 +9,8 @@ collected while the strategy handles a bar and sent when it is done (``transmit`
   each other (the scaling exits) become Alpaca's ``oco`` pair for the limit's quantity, plus a
   plain stop for the rest when the stop covers more (Alpaca will not let two open orders sell
   the same shares); the trail and the breakeven move are mtbt's own cancel-and-replace;
-- an option structure opens and closes as one multi-leg (``mleg``) market order.
+- an option structure opens and closes as one multi-leg (``mleg``) market order; a close
+  with a limit is a limit order good for one bar, as in a backtest (``_alpaca_limits``).
 
 Every order gets a deterministic ``client_order_id`` (``_alpaca_orders.client_order_id``),
 written to the state file before it is sent: a retried submit is refused as a duplicate and
@@ -32,6 +33,7 @@ import backtrader as bt
 
 from mtbt.brokers import _alpaca_orders as wire
 from mtbt.brokers._alpaca_books import FINAL, Books, Part, Sent
+from mtbt.brokers._alpaca_limits import StructureLimits
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.live.state import OrderRow, StateStore
 from mtbt.options.book import StructureOrder
@@ -49,7 +51,7 @@ RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
-class AlpacaBroker(Books, BacktestBroker):
+class AlpacaBroker(Books, StructureLimits, BacktestBroker):
     """Backtest books, Alpaca execution (see the module docstring).
 
     Params:
@@ -84,6 +86,7 @@ class AlpacaBroker(Books, BacktestBroker):
         self._rows: list[OrderRow] = []
         self._bars_unpolled = self._bars_unreconciled = 0
         self._unsent: list[Sent] = []
+        self._limits: dict[int, tuple] = {}     # structure limit order ref -> (order, bar)
         self.orphans: list[str] = []
         store = self.p.store
         if store is not None:
@@ -102,6 +105,7 @@ class AlpacaBroker(Books, BacktestBroker):
 
     def _queue(self, order: StructureOrder) -> StructureOrder:
         self._outbox.append(order)
+        self._track_limit(order)          # on the strategy's bar: due on the next one
         return order
 
     def cancel(self, order, bracket: bool = False) -> None:
@@ -124,7 +128,7 @@ class AlpacaBroker(Books, BacktestBroker):
                 continue
             if isinstance(order, StructureOrder):
                 spec = wire.structure_spec(self.p.symbol, order.structure, order.contracts,
-                                           order.kind)
+                                           order.kind, limit=order.limit)
                 units = [(spec, order, [Part(order, "")])]
             elif order.exectype not in _KINDS:
                 log.error("REJECT %s order: Alpaca takes market, limit, stop and trailing "
@@ -334,6 +338,7 @@ class AlpacaBroker(Books, BacktestBroker):
 
     def next(self) -> None:
         self._apply_updates()
+        self._expire_limits()
         super().next()
 
     def _apply_updates(self) -> None:

@@ -1,9 +1,10 @@
 """The end of a session stopped by SIGINT/SIGTERM: ``close_out``.
 
 Working entries are cancelled; unless ``keep_positions``, each open trade's exits are
-cancelled and the trade is closed at market (exit reason ``shutdown``) through the usual
-order path, so the journal records it. With ``keep_positions`` the protective exits stay
-working at Alpaca. It waits (``wait`` seconds at most) for the closing fills.
+cancelled (a structure's limit close first, at Alpaca) and the trade is closed at market
+(exit reason ``shutdown``) through the usual order path, so the journal records it. With
+``keep_positions`` the protective exits stay working at Alpaca. It waits (``wait`` seconds
+at most) for the closing fills.
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ log = logging.getLogger("mtbt.live")
 
 def close_out(store, broker, strat, data, *, keep_positions: bool, wait: float = 30.0) -> None:
     """Cancel working entries and (unless ``keep_positions``) close every open trade."""
+    if not keep_positions:      # a structure's limit close gives way to the market close
+        broker.withdraw_limits()
+        _deliver(broker, strat)
     for lot in list(strat._lots.values()):
         if lot.stage is Stage.PENDING:
             for owner, role, order in list(strat._lot_orders.values()):

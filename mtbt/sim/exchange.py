@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 OPEN_STATUSES = frozenset({"new", "partially_filled", "accepted", "pending_new", "held"})
 _MINUTE = dt.timedelta(minutes=1)
+_EPS = 1e-9     # option prices are whole cents; a sum of them is off by float noise only
 
 
 class ApiError(Exception):
@@ -437,7 +438,7 @@ class Exchange:
         if order.asset_class == "us_option":
             price = self._chain(bar, parse_occ(order.symbol)[1]).fill(
                 parse_occ(order.symbol)[2], parse_occ(order.symbol)[3], order.sign)
-            if order.type == "limit" and order.sign * (price - order.limit_price) > 0:
+            if order.type == "limit" and order.sign * (price - order.limit_price) > _EPS:
                 return []
             return self._execute(order, order.remaining, price)
         if order.order_class == "oco":
@@ -478,7 +479,7 @@ class Exchange:
         net = 0.0
         for leg, price in zip(order.legs, prices, strict=True):
             net += leg.sign * leg.ratio_qty * price
-        if order.type == "limit" and net > order.limit_price:
+        if order.type == "limit" and net - order.limit_price > _EPS:    # net: debit > 0
             return []
         events = []
         for leg, price in zip(order.legs, prices, strict=True):
