@@ -105,9 +105,7 @@ class RiskManager:
                                    f"budget ${self.risk_budget:,.2f}")
         if position_cost > self.daily_room + 1e-9:
             return Decision(False, f"position cost ${position_cost:,.2f} exceeds the daily "
-                                   f"room ${self.daily_room:,.2f} (limit "
-                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
-                                   f"open at stops ${self.open_risk:,.2f})")
+                                   f"room {self._room()}")
         return Decision(True)
 
     def can_enter(self) -> Decision:
@@ -121,11 +119,14 @@ class RiskManager:
         if self.open_positions >= self.max_positions:
             return Decision(False, f"max_positions: {self.open_positions} already open")
         if self.entry_budget <= 0:
-            return Decision(False, f"daily room ${self.daily_room:,.2f} is under "
-                                   f"{self.MIN_ROOM_SHARE:.0%} of the risk budget (limit "
-                                   f"${self.daily_dd_limit:,.2f}, day {self.day_pnl:+,.2f}, "
-                                   f"open at stops ${self.open_risk:,.2f})")
+            return Decision(False, f"daily room {self._room()} is under "
+                                   f"{self.MIN_ROOM_SHARE:.0%} of the risk budget")
         return Decision(True)
+
+    def _room(self) -> str:
+        """The daily room and what it is made of, for a refusal's reason."""
+        return (f"${self.daily_room:,.2f} (limit ${self.daily_dd_limit:,.2f}, day "
+                f"{self.day_pnl:+,.2f}, open at stops ${self.open_risk:,.2f})")
 
     def on_open(self) -> None:
         self.open_positions += 1
