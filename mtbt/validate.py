@@ -159,19 +159,27 @@ def run_scenario(path: Path, data_dir: Path, out_root: Path, *,
                  f"strategy.symbol={json.dumps(choice.symbol)}"]
     if choice.proxy:
         overrides.append(f"data.bar_label={json.dumps(cfg.validation.proxy_bar_label)}")
+    from feeds.loader import load_market_data
+
+    try:                              # the bars once, for both runs
+        market = load_market_data(load_run(path, overrides).data)
+    except MtbtError as exc:
+        return [ScenarioResult(cfg.name, cfg, choice, action, error=str(exc))
+                for action in ACTIONS]
     return [_run(ScenarioResult(cfg.name, cfg, choice, action), path,
                  [*overrides, f"risk_management.max_dd_action={json.dumps(action)}"],
-                 out_root / cfg.name / action, tearsheet) for action in ACTIONS]
+                 out_root / cfg.name / action, tearsheet, market) for action in ACTIONS]
 
 
 def _run(result: ScenarioResult, path: Path, overrides: list[str], out_dir: Path,
-         tearsheet: bool) -> ScenarioResult:
-    """Backtest ``path`` with ``overrides`` into ``out_dir``: ``result`` with its summary and
-    notes, or its error."""
+         tearsheet: bool, market) -> ScenarioResult:
+    """Backtest ``path`` with ``overrides`` on ``market`` into ``out_dir``: ``result`` with
+    its summary and notes, or its error."""
     from mtbt.runner import run_backtest
 
     try:
-        run = run_backtest(load_run(path, overrides), out_dir=out_dir, tearsheet=tearsheet)
+        run = run_backtest(load_run(path, overrides), out_dir=out_dir, tearsheet=tearsheet,
+                           market=market)
     except MtbtError as exc:
         result.error = str(exc)
         return result
