@@ -19,3 +19,7 @@ class DataError(MtbtError):
 
 class BrokerError(MtbtError):
     """The broker refused or failed an operation."""
+
+
+class StateError(MtbtError):
+    """The paper trader's state file is held by another session, corrupt or not mtbt's."""

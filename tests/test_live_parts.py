@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 
@@ -14,7 +17,7 @@ import requests
 from werkzeug import Response
 
 from mtbt.brokers import _alpaca_orders as wire
-from mtbt.errors import BrokerError, ConfigError
+from mtbt.errors import BrokerError, ConfigError, StateError
 from mtbt.exits import Lot, Stage
 from mtbt.live.logs import Redact
 from mtbt.live.state import OrderRow, StateStore
@@ -108,6 +111,45 @@ def test_state_file_keeps_orders_and_checkpoints_across_reopen(tmp_path):
     assert again.next_seq("2024-08-02") == 2 and again.next_seq("2024-08-05") == 1
     assert again.load("strategy") == {"lots": [1]} and again.load("broker") == {"cash": 1.5}
     assert again.load("nothing") is None
+
+
+def test_one_session_per_state_file_and_the_second_names_the_holder(tmp_path):
+    path = tmp_path / "state.sqlite"
+    held = StateStore(path, symbol="SPY")
+    code = ("import sys; from mtbt.live.state import StateStore\n"
+            "from mtbt.errors import StateError\n"
+            "try:\n    StateStore(sys.argv[1])\nexcept StateError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert f"is in use by another mtbt session (pid {os.getpid()})" in out.stdout
+    held.close()                                    # released: the next session may start
+    StateStore(path, symbol="SPY").close()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a database at all " * 200, "unreadable"),
+    (None, r"not mtbt's \(tables orders, other\)"),
+])
+def test_a_corrupt_or_foreign_state_file_is_refused_in_one_line(tmp_path, content, message):
+    path = tmp_path / "state.sqlite"
+    if content is None:
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE other (x)")
+            db.execute("CREATE TABLE orders (x)")
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    with pytest.raises(StateError, match=message) as caught:
+        StateStore(path)
+    assert "\n" not in str(caught.value) and str(path) in str(caught.value)
+    assert path.read_bytes() == before              # left as it was
+    StateStore(tmp_path / "other.sqlite").close()  # the lock was released
+
+
+def test_a_state_file_of_another_symbol_is_refused(tmp_path):
+    StateStore(tmp_path / "state.sqlite", symbol="SPY").close()
+    with pytest.raises(StateError, match="holds the state of SPY; this run trades QQQ"):
+        StateStore(tmp_path / "state.sqlite", symbol="QQQ")
 
 
 def test_client_ids_and_option_symbols():

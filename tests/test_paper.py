@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -105,7 +106,8 @@ BREAKER_DAYS = ("2024-08-01", "2024-08-02")   # a day that loses ~$495, then the
 THRESHOLD = "risk_management.max_dd_threshold=100"
 
 
-def test_a_tripped_breaker_holds_across_days_until_reset(shared_data, paper_logs, tmp_path):
+def test_a_tripped_breaker_holds_across_days_until_reset(shared_data, paper_logs, tmp_path,
+                                                          capsys):
     """Day 1 trips the drawdown breaker and the state file keeps it; day 2 with the same
     state file enters nothing (a new day: day pnl 0, the breaker kept); day 2 again with
     ``--reset-breaker`` (the command line, in process) trades."""
@@ -113,6 +115,7 @@ def test_a_tripped_breaker_holds_across_days_until_reset(shared_data, paper_logs
     first = replay(_cfg(shared_data, "equity", BREAKER_DAYS[0], THRESHOLD),
                    log_dir=logs / "day1", state_path=state)
     held = _checkpoint(state)
+    shutil.copy(state, tmp_path / "day1.sqlite")
     assert held["day"] == BREAKER_DAYS[0] and held["risk"]["realized"] <= -100
     risk = held["risk"]
     assert (risk["tripped"], risk["paused"], risk["trips"]) == (True, True, 1)
@@ -131,11 +134,17 @@ def test_a_tripped_breaker_holds_across_days_until_reset(shared_data, paper_logs
         first.summary["breaker_trips"]
     assert _checkpoint(state)["journal"]["trades"] == []     # day 1's journal stayed there
 
-    account = day2.risk_management.account_size
-    assert main(["paper", "--replay", day2.data.bars, "--day", BREAKER_DAYS[1],
-                 "--vix", day2.data.vix, "--set", 'strategy.instrument="equity"',
-                 "--set", THRESHOLD, "--log-dir", str(logs / "reset"), "--state", str(state),
-                 "--reset-breaker"]) == 0
+    # the same replay again on that state file: its simulator would start the day afresh
+    # while the state file holds the day's session, so it is refused (never a wrong result)
+    again = ["paper", "--replay", day2.data.bars, "--day", BREAKER_DAYS[1], "--vix",
+             day2.data.vix, "--set", 'strategy.instrument="equity"', "--set", THRESHOLD]
+    assert main(again + ["--log-dir", str(logs / "again"), "--state", str(state)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and f"already holds a session of {BREAKER_DAYS[1]}" in error
+
+    account = day2.risk_management.account_size      # day 2 on day 1's state, reset
+    assert main(again + ["--log-dir", str(logs / "reset"), "--state",
+                         str(tmp_path / "day1.sqlite"), "--reset-breaker"]) == 0
     log = next((logs / "reset").glob("paper_trading_*.log")).read_text()
     drawdown = held["risk"]["peak"] - account - realised
     assert (f"BREAKER RESET (--reset-breaker): was tripped, drawdown ${drawdown:.2f}; the "

@@ -21,6 +21,7 @@ from mtbt.options.structures import Structure
 
 log = logging.getLogger("mtbt.live")
 FINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})
+_EXIT_ROLES = frozenset({"stop", "breakeven", "trail", "tp1", "tp2"})
 _EXEC = {"market": bt.Order.Market, "limit": bt.Order.Limit, "stop": bt.Order.Stop}
 
 
@@ -101,12 +102,15 @@ class Books:
         return links
 
     def _recreate(self, rows: list, lot, owner, data) -> list[tuple]:
-        """The working orders of one lot (an exit pair may span two Alpaca orders)."""
+        """The working orders of one lot (an exit pair may span two Alpaca orders). An order
+        recorded as unsent is looked up by its client id: found, it is linked and its fills
+        are booked once every order of the lot is rebuilt and paired (a fill cancels its
+        pair, so the pair must exist); not found, it is sent."""
         qty: dict[str, int] = {}
         for row, _ in rows:
             for role in {p["role"] for p in row.spec["parts"]}:
                 qty[role] = qty.get(role, 0) + row.spec["qty"]
-        links, made = [], {}
+        links, made, found = [], {}, []
         for row, state in rows:
             parts = []
             for spec_part, (alpaca_id, filled, value, status) in zip(
@@ -124,16 +128,26 @@ class Books:
                 if order is None:
                     self._unsent.append(sent)
                 else:
-                    self._link(sent, order)
-                    self._apply(self._pairs(sent, order))
-        stop = next((o for _, r, o in links if isinstance(o, bt.Order)
-                     and o.exectype == bt.Order.Stop), None)
+                    found.append((sent, order))
+        self._pair(links)
+        for sent, order in found:
+            log.warning("RESTART %s reached Alpaca before the kill (%s, %s filled)",
+                        sent.row.client_order_id, order.status.value, order.filled_qty)
+            self._link(sent, order)
+            self._apply(self._pairs(sent, order))
+        return links
+
+    def _pair(self, links: list[tuple]) -> None:
+        """backtrader's one-cancels-other groups again: a lot's exit orders (its stop and
+        its target) cancel each other; any other order stands alone."""
+        orders = [(role, o) for _, role, o in links if isinstance(o, bt.Order)]
+        exits = [o for role, o in orders if role in _EXIT_ROLES]
+        stop = next((o for o in exits if o.exectype == bt.Order.Stop), None)
         if stop is not None:
             self._ocoize(stop, None)
-        for _, _, order in links:       # the exit pair cancels each other again
-            if isinstance(order, bt.Order) and order is not stop:
-                self._ocoize(order, stop)
-        return links
+        for _, order in orders:
+            if order is not stop:
+                self._ocoize(order, stop if stop is not None and order in exits else None)
 
     def _order_for(self, row: OrderRow, spec_part: dict, qty: int, lot, owner, data):
         spec, role = row.spec, spec_part["role"]

@@ -30,6 +30,7 @@ import time
 import warnings
 
 import backtrader as bt
+import pandas as pd
 
 from mtbt.brokers import _alpaca_orders as wire
 from mtbt.brokers._alpaca_books import FINAL, Books, Part, Sent
@@ -37,6 +38,7 @@ from mtbt.brokers._alpaca_limits import StructureLimits
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.live.state import OrderRow, StateStore
 from mtbt.options.book import StructureOrder
+from mtbt.sessions import NY
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
@@ -422,26 +424,39 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
             qty = float(order.filled_qty or 0)
             if qty > part.filled_qty + 1e-9:      # cumulative: repeats and old events add 0
                 value = qty * float(order.filled_avg_price)
-                entry = fills.setdefault(part.target.ref, [part.target, 0.0, 0.0])
+                entry = fills.setdefault(part.target.ref, [part.target, 0.0, 0.0, None])
                 entry[1] += qty - part.filled_qty
                 entry[2] += value - part.filled_value
+                entry[3] = max(filter(None, (entry[3], self._fill_bar(order))), default=None)
                 part.filled_qty, part.filled_value = qty, value
             part.status = str(order.status.value)
             sent = self._sent[part.client_id]
             sent.status = sent.parts[0].status
-        for target, qty, value in fills.values():
-            self._fill(target, int(round(qty)), value / qty)
+        for target, qty, value, when in fills.values():
+            self._fill(target, int(round(qty)), value / qty, when)
         touched = {part.client_id: self._sent[part.client_id] for part, _ in pairs}
         for sent in touched.values():
             for part in sent.parts:
                 if part.status in ("canceled", "expired", "rejected") and part.target.alive():
                     self._close_unfilled(part.target, part.status)
 
-    def _fill(self, order, qty: int, price: float) -> None:
+    def _fill_bar(self, order) -> dt.datetime | None:
+        """The start of the bar in which Alpaca filled ``order`` (naive New York time), when
+        that bar is earlier than the current one: a fill found late (after a restart, a
+        reconnect or a delayed event) is booked at its own time, as a backtest books it."""
+        filled = getattr(order, "filled_at", None)
+        data = getattr(self.p.store, "data", None)
+        if filled is None or data is None or not len(data):
+            return None
+        ny = pd.Timestamp(filled).tz_convert(NY).tz_localize(None).floor("min")
+        return ny.to_pydatetime() if ny < data.datetime.datetime(0) else None
+
+    def _fill(self, order, qty: int, price: float, when: dt.datetime | None = None) -> None:
         siblings = self._oco_siblings(order)
         self.p.filler = lambda _order, _price, _ago: qty
         try:
-            self._execute(order, ago=0, price=price)
+            self._execute(order, ago=0, price=price,
+                          dtcoc=bt.date2num(when) if when is not None else None)
         finally:
             self.p.filler = None
         log.info("FILL %s %s %d @ %.4f", getattr(order, "client_order_id", "?"),
@@ -479,7 +494,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
 
     def _complete_structure_fill(self, order: StructureOrder, alpaca_order) -> None:
         data = order.data
-        now = data.datetime.datetime(0)
+        now = self._fill_bar(alpaca_order) or data.datetime.datetime(0)
         prices = {leg.symbol: float(leg.filled_avg_price) for leg in alpaca_order.legs or []}
         if not prices:                                   # a one-leg structure
             prices = {alpaca_order.symbol: float(alpaca_order.filled_avg_price)}

@@ -70,7 +70,8 @@ def replay(cfg: RunConfig, *, speed: float = 0.0, faults: Faults | None = None,
                             ready_url=f"{sim.trading_url}/_sim/ready")
         stall = max(1.0, 120.0 / speed) if speed else 1.0
         try:
-            return run_paper(cfg, store=store, stall=stall, stop=stop, **paper)
+            return run_paper(cfg, store=store, stall=stall, stop=stop, same_day=False,
+                             **paper)
         finally:
             halt.set()
             pacer.join(timeout=5)

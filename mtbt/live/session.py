@@ -31,7 +31,7 @@ from analyzers.summary import summarize
 from feeds.parquet import read_daily
 from mtbt._version import __version__
 from mtbt.config import RunConfig
-from mtbt.errors import BrokerError, ConfigError
+from mtbt.errors import BrokerError, ConfigError, StateError
 from mtbt.live.logs import SessionFiles, session_id
 from mtbt.live.shutdown import close_out
 from mtbt.live.state import StateStore
@@ -60,19 +60,27 @@ class PaperResult:
 def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool = False,
               keep_positions: bool = False, log_dir: str | Path = "logs/live_trading",
               state_path: str | Path | None = None, stall: float = 90.0,
-              stop: threading.Event | None = None, reset_breaker: bool = False) -> PaperResult:
+              stop: threading.Event | None = None, reset_breaker: bool = False,
+              same_day: bool = True) -> PaperResult:
     """Trade today's session on the Alpaca paper account (see the module docstring).
 
     ``store`` defaults to one from the environment (keys, endpoints); ``state_path`` to
     ``<log_dir>/state.sqlite`` (``dry_run`` keeps state in memory and sends nothing);
     ``reset_breaker`` clears a tripped drawdown breaker in the state file first.
+    ``same_day`` False refuses a state file that already holds today's session (a replay's
+    simulator starts the day afresh: it cannot continue one).
     """
     store = store or AlpacaStore(paper_mode=cfg.deployment.paper_mode)
     folder = Path(log_dir)
     name = session_id()
+    state = StateStore(":memory:" if dry_run else state_path or folder / "state.sqlite",
+                       symbol=cfg.strategy.symbol)          # held until the session ends
     secrets = store.secrets() + (os.environ.get("POLYGON_API_KEY", ""),)
-    files = SessionFiles(folder, name, secrets)
-    state = StateStore(":memory:" if dry_run else state_path or folder / "state.sqlite")
+    try:
+        files = SessionFiles(folder, name, secrets)
+    except BaseException:
+        state.close()
+        raise
     stop = stop or threading.Event()
     stopped_by = ["session end"]
     try:
@@ -81,7 +89,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         log.info("mtbt %s paper session %s: %s %s, run %s (%s)%s", __version__, name,
                  cfg.strategy.symbol, today, cfg.name, cfg.run_id,
                  " DRY RUN: no order is sent" if dry_run else "")
-        resume, books = _checkpoints(state, today)
+        resume, books = _checkpoints(state, today, same_day)
         if reset_breaker:
             resume = _reset_breaker(state, resume, cfg.risk_management.account_size)
         data = store.getdata(symbol=cfg.strategy.symbol, session=session,
@@ -149,11 +157,18 @@ def _session(store: AlpacaStore, cfg: RunConfig):
     return today, session, calendar, past[-min(warm, len(past))]
 
 
-def _checkpoints(state: StateStore, today: dt.date) -> tuple[dict | None, dict | None]:
+def _checkpoints(state: StateStore, today: dt.date,
+                 same_day: bool = True) -> tuple[dict | None, dict | None]:
     """The strategy's and the broker's checkpoints to resume: all of today's; of an earlier
     day only the run's counters (``_resume.later_day``: realised PnL, peak, the breaker,
-    alerts, edge samples), without its lots, day counters, journal and books."""
+    alerts, edge samples), without its lots, day counters, journal and books. Today's
+    with ``same_day`` False: ``StateError``."""
     snapshot, books = state.load("strategy"), state.load("broker")
+    if not same_day and snapshot and snapshot.get("day") == today.isoformat():
+        raise StateError(
+            f"state file {state.path} already holds a session of {today} (it ran, or was "
+            "stopped, before): a replay starts the day afresh and cannot continue it; pass "
+            "a new --state (or delete that one)")
     if snapshot and snapshot.get("day") != today.isoformat():
         if snapshot.get("lots"):
             log.warning("the checkpoint of %s still had %d open trade(s); check the account",
