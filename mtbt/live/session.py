@@ -118,6 +118,8 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         store.after_send.append(session_files)
         with _signals(stop, stopped_by):
             (strat,) = cerebro.run()
+        if stop.is_set() and stopped_by[0] == "session end":
+            stopped_by[0] = "stop requested"          # by the caller's ``stop`` event
         if stopped_by[0] != "session end":
             log.warning("%s: stopping the session", stopped_by[0])
             close_out(store, broker, strat, data, keep_positions=keep_positions)
@@ -170,10 +172,15 @@ def _checkpoints(state: StateStore, today: dt.date,
             "stopped, before): a replay starts the day afresh and cannot continue it; pass "
             "a new --state (or delete that one)")
     if snapshot and snapshot.get("day") != today.isoformat():
-        if snapshot.get("lots"):
-            log.warning("the checkpoint of %s still had %d open trade(s); check the account",
-                        snapshot["day"], len(snapshot["lots"]))
-        snapshot = later_day(snapshot)
+        for lot in snapshot.get("lots", []):
+            what = (lot["structure"]["name"] if lot.get("structure")
+                    else f"{lot['remaining'] or lot['qty']} shares")
+            log.error("CARRIED OVER #%s %s %s from the session of %s (stage %s): today's "
+                      "session does not manage it; see the POSITION lines for what Alpaca "
+                      "holds", lot["trade_id"], "long" if lot["side"] > 0 else "short", what,
+                      snapshot["day"], lot["stage"])
+        snapshot = later_day(snapshot) | {"carried_over": [
+            f"#{lot['trade_id']} of {snapshot['day']}" for lot in snapshot.get("lots", [])]}
     if books and books.get("day") != today.isoformat():
         books = None
     if snapshot:
@@ -277,6 +284,7 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
                             "bar_stream_connects": data.p.store.data_stream.connects,
                             "trade_stream_connects": data.p.store.trade_stream.connects},
                 "orphans": broker.orphans, "open_trades": len(strat._lots),
+                "carried_over": (strat.p.resume or {}).get("carried_over", []),
                 "risk": _risk_summary(strat.risk),
                 "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),
                                "bar_handled": latency_ms(data.bar_seconds)}}

@@ -1,0 +1,146 @@
+"""Every restart path of the paper trader, with the trader in its own process.
+
+The test steps the simulator itself, bar by bar, each bar once the trader has handled the
+one before (lockstep), so it can SIGKILL the trader at an exact point: right after an entry
+was sent, right after an exit was sent, while a structure order works. The simulator then
+runs one more bar with nobody connected (the order fills while the trader is down), and a
+second trader, started with the same command, must finish the day with the backtest's
+trades, the stops in place and no order sent twice. Skipped without ../shared.
+"""
+from __future__ import annotations
+
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mtbt.live.replay import replay, simulator
+from tests.test_paper import (KEYS, _backtest, _cfg, _checkpoint, _paper_args, _sim_env,
+                              _sorted, paper_logs)
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
+__all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for keys too
+
+
+def _kill_when(sim, trader: subprocess.Popen, sent) -> object:
+    """Step ``sim`` in lockstep with ``trader`` until ``sent(order)`` holds for an order
+    it received; SIGKILL the trader there (the order sent, its answer maybe not read) and
+    return that order."""
+    seen: set[str] = set()
+    while trader.poll() is None:
+        if not sim.wait_ready(timeout=0.2):
+            continue
+        for order in sim.orders:
+            if order.client_order_id not in seen:
+                seen.add(order.client_order_id)
+                if sent(order):
+                    trader.send_signal(signal.SIGKILL)
+                    trader.wait(timeout=30)
+                    return order
+        if not sim.step():
+            break
+    raise AssertionError(f"the trader ended ({trader.poll()}) before the order was sent")
+
+
+def _restart(cfg, instrument: str, tmp_path: Path, logs: Path, sent, down_bars: int = 1):
+    """Run the day, kill the trader at ``sent``, let ``down_bars`` bars pass, run it again;
+    returns (the order at the kill, the simulator, the restarted trader's trades)."""
+    sim = simulator(cfg, keys=KEYS)
+    state = tmp_path / "state.sqlite"
+    args = _paper_args(cfg, instrument, logs, state)
+    with sim:
+        env = _sim_env(sim)
+        with (tmp_path / "first.out").open("w") as out:
+            first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+            order = _kill_when(sim, first, sent)
+        for _ in range(down_bars):
+            sim.step()                       # nobody listening: fills happen while down
+        halt = threading.Event()
+        pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
+        pacer.start()
+        try:
+            second = subprocess.run(args, env=env, capture_output=True, text=True,
+                                    timeout=300)
+        finally:
+            halt.set()
+            pacer.join(timeout=5)
+    assert second.returncode == 0, second.stderr[-3000:]
+    trades = pd.read_csv(sorted(logs.glob("trades_*.csv"))[-1])
+    return order, sim, trades, second.stderr
+
+
+def _no_order_twice(sim) -> None:
+    ids = [o.client_order_id for o in sim.orders]
+    assert len(ids) == len(set(ids))
+    entries = [i.split("-t")[1].split("-")[0] for i in ids if i.endswith("-entry")]
+    assert len(entries) == len(set(entries)), "a trade was entered twice"
+
+
+CASES = {
+    # 2025-01-10, shares: the issue's case (an entry that filled while the trader was down
+    # crashed every restart and left the account short with no stop)
+    "entry": ("equity", "2025-01-10", lambda o: o.client_order_id.endswith("-entry")),
+    # the first exit order after a fill: the stop/target pair of a trade
+    "exit": ("equity", "2025-01-10",
+             lambda o: not o.client_order_id.endswith(("-entry", "-eod"))),
+    # a structure's opening mleg order, working when the trader dies
+    "structure": ("options", "2025-01-02",
+                  lambda o: o.order_class == "mleg" and "entry" in o.client_order_id),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_kill_right_after_a_send_then_restart_ends_like_the_backtest(shared_data,
+                                                                       paper_logs,
+                                                                       tmp_path, case):
+    instrument, day, sent = CASES[case]
+    cfg = _cfg(shared_data, instrument, day)
+    expected = _backtest(cfg, tmp_path / "bt")
+    logs = paper_logs / f"kill_{case}"
+    order, sim, trades, stderr = _restart(cfg, instrument, tmp_path, logs, sent)
+    assert order.status != "new", "the order did not fill or work while the trader was down"
+    _no_order_twice(sim)
+    assert sim.positions() == {}
+    pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
+    log = next(p for p in logs.glob("paper_trading_*.log") if "RESUMED" in p.read_text())
+    assert "Traceback" not in log.read_text() + stderr
+
+
+def test_a_later_day_on_the_same_state_file_starts_a_new_day(shared_data, paper_logs,
+                                                            tmp_path):
+    """Day 1 stopped with a trade open (Ctrl-C with --keep-positions), then day 2 on the
+    same state file: the day's counters start at zero, day 1's trades stay in day 1's files,
+    the run's counters carry over and the trade left open is reported."""
+    state, logs = tmp_path / "state.sqlite", paper_logs / "day_roll"
+    day1 = _cfg(shared_data, "equity", "2024-10-09")
+    stop = threading.Event()
+
+    def stop_with_a_trade_open() -> None:
+        while not stop.is_set():
+            snap = _checkpoint(state)
+            if snap and any(lot["stage"] == "open" for lot in snap["lots"]):
+                stop.set()
+            time.sleep(0.01)
+
+    threading.Thread(target=stop_with_a_trade_open, daemon=True).start()
+    first = replay(day1, log_dir=logs / "day1", state_path=state, stop=stop,
+                   keep_positions=True)
+    held = _checkpoint(state)
+    assert first.stopped_by != "session end" and held["lots"], "no trade was left open"
+
+    day2 = _cfg(shared_data, "equity", "2024-10-10")
+    expected = _backtest(day2, tmp_path / "bt")
+    second = replay(day2, log_dir=logs / "day2", state_path=state)
+    log = (second.folder / f"paper_trading_{second.session}.log").read_text()
+    realised = held["risk"]["realized"]
+    assert f"RESUMED risk: day pnl +0.00, realised {realised:+.2f}" in log
+    lot = held["lots"][0]
+    assert f"CARRIED OVER #{lot['trade_id']}" in log and "from the session of 2024-10-09" in log
+    assert second.summary["carried_over"] == [f"#{lot['trade_id']} of 2024-10-09"]
+    trades = pd.read_csv(second.folder / f"trades_{second.session}.csv")
+    assert trades["entry_time"].str.startswith("2024-10-10").all()
+    assert len(trades) == len(expected)
