@@ -11,9 +11,9 @@ indicator and strategy runs on it unchanged. It:
    silence, it fetches the missing minutes over REST (``DELAYED``) before going ``LIVE``
    again. Each bar reaches the strategy once, in time order.
 
-It ends after the last bar of its session (or when ``stop`` is set). Before waiting for a bar
-it tells the store the previous one is done (``AlpacaStore.bar_done``): the broker sends the
-orders the strategy made on it.
+It ends after the last bar of its session (or when ``stop`` is set). It only delivers bars:
+the session acts on each one after the strategy has (``mtbt.live.loop.BarLoop``), on every
+bar ``handled_bar_due`` names.
 """
 from __future__ import annotations
 
@@ -71,6 +71,16 @@ class AlpacaData(bt.feed.DataBase):
         """Whether the first streamed bar has been delivered."""
         return self._went_live
 
+    def handled_bar_due(self) -> bool:
+        """Whether the session acts on the bar just delivered: every bar from the first
+        streamed one on, and the last bar of the history (once)."""
+        if self._went_live:
+            return True
+        if self._history or self._pending or self._ready_sent:
+            return False
+        self._ready_sent = True
+        return True
+
     def start(self) -> None:
         super().start()
         self._queue: queue.Queue = queue.Queue()
@@ -86,7 +96,6 @@ class AlpacaData(bt.feed.DataBase):
         self._waiting_since = time.monotonic()
         self.bars_live = self.bars_recovered = 0   # streamed; fetched over REST after a gap
         self.last_arrival: float | None = None   # monotonic arrival of the bar being handled
-        self.bar_seconds: list[float] = []       # arrival -> orders sent, per live bar (store)
         stream = self.p.store.data_stream
         stream.subscribe_bars(self._on_bar, self.p.symbol)
         stream.on_connect.append(self._resync.set)
@@ -103,10 +112,6 @@ class AlpacaData(bt.feed.DataBase):
         if self._history:
             self._backfill(dt.datetime.combine(self.p.history_start, dt.time(0)))
             self._history = False
-        elif self._went_live or (self._last_bar is not None and not self._pending
-                                 and not self._ready_sent):
-            self._ready_sent = True
-            self.p.store.bar_done(self._last_bar)       # send its orders; replay: pace the sim
         while not self._stop.is_set():
             if self._last_bar is not None and self._last_bar >= self._end:
                 return False

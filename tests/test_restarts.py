@@ -19,8 +19,16 @@ import pandas as pd
 import pytest
 
 from mtbt.live.replay import replay, simulator
-from tests.test_paper import (KEYS, _backtest, _cfg, _checkpoint, _paper_args, _sim_env,
-                              _sorted, paper_logs)
+from tests.test_paper import (
+    KEYS,
+    _backtest,
+    _cfg,
+    _checkpoint,
+    _paper_args,
+    _sim_env,
+    _sorted,
+    paper_logs,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 __all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for keys too

@@ -33,6 +33,7 @@ from mtbt._version import __version__
 from mtbt.config import RunConfig
 from mtbt.errors import BrokerError, ConfigError, StateError
 from mtbt.live.logs import SessionFiles, session_id
+from mtbt.live.loop import BarLoop
 from mtbt.live.shutdown import close_out
 from mtbt.live.state import StateStore
 from mtbt.risk import RiskManager
@@ -42,7 +43,6 @@ from mtbt.stores.alpaca import AlpacaStore
 from mtbt.strategies._resume import later_day
 
 log = logging.getLogger("mtbt.live")
-_MINUTE = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -103,19 +103,8 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                                 trade_from=today, session_map=calendar, resume=resume,
                                 resume_books=books)
 
-        def checkpoint(last: dt.datetime) -> None:
-            strat = cerebro.runningstrats[0]
-            if strat._live:              # never overwrite a checkpoint before resuming it
-                state.save(broker.take_rows(), strategy=strat.snapshot(),
-                           broker=broker.snapshot(data))
-
-        def session_files(last: dt.datetime) -> None:
-            strat = cerebro.runningstrats[0]
-            if strat._live:
-                files.bar(last + _MINUTE, strat, broker)
-
-        store.before_send.append(checkpoint)
-        store.after_send.append(session_files)
+        loop = BarLoop(store, broker, data, state, files)
+        loop.attach(cerebro)
         with _signals(stop, stopped_by):
             (strat,) = cerebro.run()
         if stop.is_set() and stopped_by[0] == "session end":
@@ -123,9 +112,9 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         if stopped_by[0] != "session end":
             log.warning("%s: stopping the session", stopped_by[0])
             close_out(store, broker, strat, data, keep_positions=keep_positions)
-            if strat._live:          # stopped during the history: the checkpoint stays
+            if strat.trading:        # stopped during the history: the checkpoint stays
                 state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
-        return _finish(cfg, files, strat, broker, data, name, folder, stopped_by[0])
+        return _finish(cfg, files, strat, broker, data, loop, name, folder, stopped_by[0])
     finally:
         store.stop()
         files.close()
@@ -261,8 +250,8 @@ def _risk_summary(risk: RiskManager) -> dict:
             "drawdown": round(risk.drawdown, 2)}
 
 
-def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
-            folder: Path, stopped_by: str) -> PaperResult:
+def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarLoop,
+            name: str, folder: Path, stopped_by: str) -> PaperResult:
     start = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
@@ -287,11 +276,11 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, name: str,
                 "carried_over": (strat.p.resume or {}).get("carried_over", []),
                 "risk": _risk_summary(strat.risk),
                 "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),
-                               "bar_handled": latency_ms(data.bar_seconds)}}
+                               "bar_handled": latency_ms(loop.bar_seconds)}}
     daily = daily_table(equity, trades, regimes, start, trips) if len(equity) else \
         pd.DataFrame()
     files.finish(summary, daily, regimes, [a for a in strat.alerts if a[0] >= today])
     log.info("session %s finished (%s): %d trade row(s), pnl %.2f", name, stopped_by,
              len(trades), summary["total_pnl"] or 0.0)
-    samples = {"bar_to_order": broker.order_latency, "bar_handled": data.bar_seconds}
+    samples = {"bar_to_order": broker.order_latency, "bar_handled": loop.bar_seconds}
     return PaperResult(name, folder, trades, summary, stopped_by, samples)

@@ -16,7 +16,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -170,8 +169,6 @@ class AlpacaStore:
         self.ready_url = ready_url
         self.broker = None
         self.data = None
-        self.before_send: list[Callable[[dt.datetime], None]] = []
-        self.after_send: list[Callable[[dt.datetime], None]] = []
         self._threads: list[threading.Thread] = []
 
     @property
@@ -223,20 +220,8 @@ class AlpacaStore:
         thread.start()
         self._threads.append(thread)
 
-    def bar_done(self, last_bar: dt.datetime) -> None:
-        """The strategy has finished a bar: give its orders client ids, checkpoint
-        (``before_send`` hooks), send them, run the ``after_send`` hooks, then (replay) let
-        the simulator go on."""
-        if self.broker is not None:
-            self.broker.prepare()
-        for hook in self.before_send:
-            hook(last_bar)
-        if self.broker is not None:
-            self.broker.transmit()
-        if self.data is not None and self.data.last_arrival is not None:
-            self.data.bar_seconds.append(time.monotonic() - self.data.last_arrival)
-        for hook in self.after_send:
-            hook(last_bar)
+    def ready(self, last_bar: dt.datetime) -> None:
+        """The session has handled ``last_bar`` (replay: the simulator may go on)."""
         if self.ready_url:
             self.http.post(self.ready_url, json={"t": last_bar.isoformat()})
 

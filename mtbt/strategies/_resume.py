@@ -62,8 +62,8 @@ class LiveResume:
     """Mixin of ``ManagedStrategy`` (see the module docstring)."""
 
     def notify_data(self, data, status, *args, **kwargs) -> None:
-        if status == data.LIVE and not self._live:
-            self._live = True
+        if status == data.LIVE and not self.trading:
+            self.trading = True
             if self.p.resume:
                 self.restore(self.p.resume)
 

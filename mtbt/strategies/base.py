@@ -79,7 +79,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         self._day = None
         self._window, self._force_at = (1.0, 0.0), float("inf")
         self._force_opt_at = float("inf")
-        self._live = not self.data.islive()   # a live feed trades from its first LIVE bar
+        self.trading = not self.data.islive()   # a live feed trades from its first LIVE bar
         self._init_structures()
 
     def start(self) -> None:
@@ -102,7 +102,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         dtnum = self.data.datetime[0]
         if int(dtnum) != self._day:
             self._new_day(int(dtnum))
-        if not self._live:
+        if not self.trading:
             return
         close_t = dtnum + self._bar
         if self._lots:
