@@ -48,7 +48,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     atomic_write(out / "daily.csv", daily.to_csv(index=False))
     atomic_write(out / "regime.csv", regimes.to_csv(index=False))
     counts = None
-    if cfg.strategy.instrument == "options" and cfg.strategy.name == "wave_renko":
+    if strat.p.instrument == "options" and strat.chooses_structures:
         decisions = allocator_table(strat.allocations, trades)
         atomic_write(out / "allocator.csv", decisions.to_csv(index=False))
         counts = allocator_counts(decisions)

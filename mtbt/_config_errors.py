@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from mtbt.registry import check_name
+
 #: Error type of a rule that ties two or more keys together (``ctx["keys"]`` lists them).
 CROSS = "mtbt_cross"
 #: Error type of a one-key rule whose message is already the expectation.
@@ -238,6 +240,14 @@ def check_symbol(value: str) -> str:
     if not re.fullmatch(r"[A-Z.]+", value):
         raise rule('expected upper-case letters and dots only, e.g. "SPY"')
     return value
+
+
+def check_strategy(value: str) -> str:
+    """A registered strategy name or ``package.module:Class`` (``mtbt.registry``)."""
+    try:
+        return check_name(value)
+    except ValueError as exc:
+        raise rule(str(exc)) from None
 
 
 def require_paper(value: bool) -> bool:

@@ -43,6 +43,7 @@ from mtbt._config_errors import (
     Problem,
     blame,
     by_close,
+    check_strategy,
     check_symbol,
     fmt,
     parse_date,
@@ -92,7 +93,7 @@ class Strategy(_Section):
     """``[strategy]``: the wave-Renko signal (bricks, waves, pullback grades, trends)."""
 
     section: ClassVar[str] = "strategy"
-    name: Literal["wave_renko", "iron_condor"] = "wave_renko"
+    name: Annotated[str, AfterValidator(check_strategy)] = "wave_renko"   # mtbt.registry
     instrument: Literal["options", "equity"] = "options"
     symbol: Symbol = "SPY"
     direction: Literal["long", "short", "both"] = "both"

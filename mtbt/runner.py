@@ -1,11 +1,13 @@
-"""Build and run a Cerebro from a run config: ``build_cerebro`` (shared by every venue) and
-``run_backtest`` (the parquet/sample venue with reports)."""
+"""Build and run a Cerebro from a run config: ``build_cerebro(cfg, venue)``, the one seam
+every venue goes through (a ``Venue`` supplies the feed and the broker: ``backtest_venue``
+here, the paper session's on Alpaca or the replay simulator), and ``run_backtest`` (the
+parquet/sample venue with reports)."""
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,25 +17,23 @@ from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
 from feeds.arrays import BarFeed
 from feeds.loader import MarketData, load_market_data
+from mtbt import registry
 from mtbt._version import __version__
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.config import RunConfig
+from mtbt.errors import ConfigError
 from mtbt.exits import ExitRules
 from mtbt.options.allocator import AllocatorSettings
 from mtbt.options.chain import ChainModel
 from mtbt.risk import RiskManager, RiskSizer
-from mtbt.sessions import sessions
-from mtbt.strategies import IronCondor0DTE, WaveRenko
+from mtbt.sessions import Session, sessions
 
 log = logging.getLogger("mtbt")
 
-STRATEGIES = {"wave_renko": WaveRenko, "iron_condor": IronCondor0DTE}
-
-
-def managed_kwargs(cfg: RunConfig) -> dict:
+def managed_kwargs(cfg: RunConfig, strategy: type[bt.Strategy]) -> dict:
     """``ManagedStrategy`` params (window, force closes, exits, instrument) from the config."""
     h = cfg.trading_hours
-    instrument = "options" if cfg.strategy.name == "iron_condor" else cfg.strategy.instrument
+    instrument = getattr(strategy, "fixed_instrument", None) or cfg.strategy.instrument
     return dict(entry_start=h.ny_open_start, entry_end=h.ny_open_end,
                 force_close_before=h.force_close_minutes_before_close,
                 options_force_close_before=h.options_force_close_minutes_before_close,
@@ -50,14 +50,25 @@ def allocator_settings(cfg: RunConfig) -> AllocatorSettings:
                              edge=o.edge, edge_shrink=o.edge_shrink, gap=o.worst_gap_pct)
 
 
-def strategy_kwargs(cfg: RunConfig) -> dict:
-    """The configured strategy's own params: its section's keys and the volatility bounds."""
+def strategy_kwargs(cfg: RunConfig, strategy: type[bt.Strategy] | None = None) -> dict:
+    """The strategy's own params: its run-file section's keys (``config_section``) and the
+    volatility bounds. ``strategy`` defaults to the one the run file names."""
+    strategy = strategy or resolve_strategy(cfg)
     v, s = cfg.volatility_filters, cfg.strategy
     common = dict(vix_min=v.vix_min, vix_max=v.vix_max, atr_min_pct=v.atr_min_pct,
                   trend_ema_4h=s.trend_ema_4h, trend_ema_1d=s.trend_ema_1d)
-    if s.name == "iron_condor":
-        return cfg.iron_condor.model_dump() | common
-    return s.model_dump(exclude={"name", "symbol", "instrument"}) | common
+    section = getattr(cfg, getattr(strategy, "config_section", "strategy"))
+    return section.model_dump(exclude={"name", "symbol", "instrument"}) | common
+
+
+def resolve_strategy(cfg: RunConfig) -> type[bt.Strategy]:
+    """The class ``[strategy] name`` names (``mtbt.registry``); ConfigError if it cannot be
+    imported."""
+    name = cfg.strategy.name
+    try:
+        return registry.resolve(name)
+    except (ImportError, AttributeError, TypeError) as exc:
+        raise ConfigError(f"{cfg.source}: strategy.name = {name!r}: {exc}") from None
 
 
 def chain_model(cfg: RunConfig) -> ChainModel:
@@ -71,39 +82,61 @@ def risk_manager(cfg: RunConfig) -> RiskManager:
                        r.daily_dd_limit, r.max_dd_threshold, r.max_dd_action)
 
 
-def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
-                  broker: bt.BrokerBase | None = None, trade_from: dt.date | None = None,
-                  progress: Callable[[int], None] | None = None,
-                  strategy: type[bt.Strategy] | None = None,
-                  strategy_params: dict | None = None,
-                  session_map: dict | None = None, resume: dict | None = None,
-                  resume_books: dict | None = None) -> bt.Cerebro:
-    """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``data``.
+@dataclass
+class Venue:
+    """Where a run trades: the feed, the broker, and what the strategy may know of time.
 
-    ``broker`` None means the backtest broker (BackBroker with option structures) with the
-    run's costs; a live venue passes its own. ``first``/``last`` bound the sessions the
-    strategy may see. ``strategy`` (a ``ManagedStrategy``) and ``strategy_params`` replace the
-    configured strategy and its own params (tests script entries this way). A live venue
-    passes its own calendar (``session_map``) and a restart's checkpoints (``resume``,
-    ``resume_books``).
+    ``sessions``: ``{date: Session}`` the strategy may see; ``trade_from``: no entries
+    before it (earlier bars warm up); ``resume``/``resume_books``: a live restart's
+    checkpoints of the strategy and the broker; ``progress(bars)``: called every few
+    thousand bars. ``backtest_venue`` makes the backtest's; a paper session (on Alpaca or on
+    the replay simulator) makes its own from the store.
+    """
+
+    data: bt.feed.DataBase
+    broker: bt.BrokerBase
+    sessions: Mapping[dt.date, Session]
+    trade_from: dt.date | None = None
+    resume: dict | None = None
+    resume_books: dict | None = None
+    progress: Callable[[int], None] | None = None
+
+
+def backtest_venue(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
+                   trade_from: dt.date | None = None,
+                   progress: Callable[[int], None] | None = None) -> Venue:
+    """``data`` on the backtest broker (local fills by backtrader's rules, option
+    structures on the run's chain model) with the run's cash and slippage; the XNYS
+    sessions from ``first`` to ``last``."""
+    broker = BacktestBroker(chain_model=chain_model(cfg))
+    broker.setcash(cfg.risk_management.account_size)
+    broker.set_slippage_fixed(cfg.costs.slippage_per_share, slip_open=True,
+                              slip_limit=False, slip_match=True, slip_out=False)
+    return Venue(data, broker, sessions(first, last), trade_from, progress=progress)
+
+
+def build_cerebro(cfg: RunConfig, venue: Venue, *, strategy: type[bt.Strategy] | None = None,
+                  strategy_params: dict | None = None) -> bt.Cerebro:
+    """A Cerebro with the run's strategy, risk, sizer, costs and analyzers on ``venue``.
+
+    The strategy is the one the run file names, with its own params from the run file;
+    ``strategy`` (a ``ManagedStrategy``) and ``strategy_params`` replace both (tests script
+    entries this way).
     """
     cerebro = bt.Cerebro(stdstats=False, runonce=True, preload=True)
     risk = risk_manager(cfg)
-    if broker is None:
-        broker = BacktestBroker(chain_model=chain_model(cfg))
-        broker.setcash(cfg.risk_management.account_size)
-        broker.set_slippage_fixed(cfg.costs.slippage_per_share, slip_open=True,
-                                  slip_limit=False, slip_match=True, slip_out=False)
+    broker = venue.broker
     cerebro.setbroker(broker)
     broker.setcommission(commission=cfg.costs.commission_per_share,
                          commtype=bt.CommInfoBase.COMM_FIXED, stocklike=True,
                          leverage=cfg.risk_management.max_leverage)
-    cerebro.adddata(data, name=cfg.strategy.symbol)
+    cerebro.adddata(venue.data, name=cfg.strategy.symbol)
     if strategy is None:
-        strategy, strategy_params = STRATEGIES[cfg.strategy.name], strategy_kwargs(cfg)
-    cerebro.addstrategy(strategy, risk=risk, trade_from=trade_from,
-                        sessions=session_map or sessions(first, last), resume=resume,
-                        resume_books=resume_books, **managed_kwargs(cfg),
+        strategy = resolve_strategy(cfg)
+        strategy_params = strategy_kwargs(cfg, strategy)
+    cerebro.addstrategy(strategy, risk=risk, trade_from=venue.trade_from,
+                        sessions=venue.sessions, resume=venue.resume,
+                        resume_books=venue.resume_books, **managed_kwargs(cfg, strategy),
                         **(strategy_params or {}))
     cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
                      commission=cfg.costs.commission_per_share,
@@ -111,7 +144,7 @@ def build_cerebro(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, las
     cerebro.addanalyzer(Journal, _name="journal")
     cerebro.addanalyzer(EquityCurve, _name="equity")
     cerebro.addanalyzer(RegimeLog, _name="regime")
-    cerebro.addanalyzer(Progress, _name="progress", callback=progress)
+    cerebro.addanalyzer(Progress, _name="progress", callback=venue.progress)
     return cerebro
 
 
@@ -154,10 +187,10 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         _log_header(cfg, market)
         bars = market.bars
         days = bars.index.tz_localize(None).normalize()
-        cerebro = build_cerebro(
-            cfg, BarFeed(dataname=bars), first=days[0].date(), last=days[-1].date(),
-            trade_from=market.trade_from,
-            progress=lambda n: report("backtest", n, len(bars)))
+        venue = backtest_venue(cfg, BarFeed(dataname=bars), first=days[0].date(),
+                               last=days[-1].date(), trade_from=market.trade_from,
+                               progress=lambda n: report("backtest", n, len(bars)))
+        cerebro = build_cerebro(cfg, venue)
         started = time.perf_counter()
         (strat,) = cerebro.run()
         seconds = time.perf_counter() - started

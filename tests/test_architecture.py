@@ -81,3 +81,22 @@ def test_the_feed_gives_the_same_bars_as_backtraders_pandas_feed():
     stock = bars(bt.feeds.PandasData(dataname=frame.tz_localize(None)))
     assert bars(BarFeed(dataname=frame)) == stock
     assert bars(BarFeed(dataname=frame), preload=False, runonce=False) == stock
+
+
+def test_the_strategy_is_resolved_from_the_run_file_by_name_or_module_class():
+    from mtbt import registry
+    from mtbt.errors import ConfigError
+    from mtbt.runner import resolve_strategy
+    from mtbt.strategies import IronCondor0DTE
+
+    assert registry.resolve("iron_condor") is IronCondor0DTE
+    cfg = load_run(None, ['strategy.name="mtbt.strategies.wave_renko:WaveRenko"'])
+    assert resolve_strategy(cfg) is WaveRenko
+    for name, why in (("nowhere.at_all:X", "No module named 'nowhere'"),
+                      ("mtbt.risk:RiskManager", "not a ManagedStrategy subclass")):
+        try:
+            resolve_strategy(load_run(None, [f'strategy.name="{name}"']))
+        except ConfigError as exc:
+            assert why in str(exc) and "strategy.name" in str(exc)
+        else:
+            raise AssertionError(f"{name} was accepted")

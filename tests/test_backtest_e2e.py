@@ -277,15 +277,16 @@ def test_event_mode_trades_exactly_like_the_vectorised_backtest():
     from feeds.arrays import BarFeed
     from feeds.loader import load_market_data
     from mtbt.config import load_run
-    from mtbt.runner import build_cerebro
+    from mtbt.runner import backtest_venue, build_cerebro
 
     cfg = load_run(None, ["data.sample_sessions=40"])
     market = load_market_data(cfg.data)
     days = market.bars.index.tz_localize(None).normalize()
     journals = []
     for mode in (dict(runonce=True, preload=True), dict(runonce=False, preload=False)):
-        cerebro = build_cerebro(cfg, BarFeed(dataname=market.bars), first=days[0].date(),
-                                last=days[-1].date(), trade_from=market.trade_from)
+        cerebro = build_cerebro(cfg, backtest_venue(cfg, BarFeed(dataname=market.bars),
+                                                    first=days[0].date(), last=days[-1].date(),
+                                                    trade_from=market.trade_from))
         (strat,) = cerebro.run(**mode)
         journals.append(strat.analyzers.journal.get_frame())
     assert len(journals[0]) >= 5

@@ -13,7 +13,7 @@ import pytest
 
 from feeds.arrays import BarFeed
 from mtbt.config import load_run
-from mtbt.runner import build_cerebro
+from mtbt.runner import backtest_venue, build_cerebro
 from mtbt.strategies import ManagedStrategy, Signal
 from tests.bars import session_frame
 
@@ -40,7 +40,8 @@ class Scripted(ManagedStrategy):
 def run(frame: pd.DataFrame, script=(("09:40", 1),), overrides=()) -> pd.DataFrame:
     cfg = load_run(None, ['strategy.instrument="equity"', *overrides])
     days = sorted({ts.date() for ts in frame.index})
-    cerebro = build_cerebro(cfg, BarFeed(dataname=frame), first=days[0], last=days[-1],
+    cerebro = build_cerebro(cfg, backtest_venue(cfg, BarFeed(dataname=frame), first=days[0],
+                                                last=days[-1]),
                             strategy=Scripted, strategy_params={"script": script})
     (strat,) = cerebro.run()
     trades = strat.analyzers.journal.get_frame()

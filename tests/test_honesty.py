@@ -13,7 +13,7 @@ from feeds.arrays import BarFeed
 from feeds.loader import load_market_data
 from mtbt.config import load_run
 from mtbt.options.structures import long_call, long_put
-from mtbt.runner import build_cerebro, strategy_kwargs
+from mtbt.runner import backtest_venue, build_cerebro, strategy_kwargs
 from mtbt.strategies import WaveRenko
 from mtbt.strategies._structures import Choice
 
@@ -36,8 +36,9 @@ class AtTheMoneyCall(WaveRenko):
 def journal(cfg, bars: pd.DataFrame, strategy=None) -> pd.DataFrame:
     """The exit rows, plus one row per lot still open when the data ended (no exit)."""
     days = bars.index.tz_localize(None).normalize()
-    cerebro = build_cerebro(cfg, BarFeed(dataname=bars), first=days[0].date(),
-                            last=days[-1].date(), strategy=strategy,
+    venue = backtest_venue(cfg, BarFeed(dataname=bars), first=days[0].date(),
+                           last=days[-1].date())
+    cerebro = build_cerebro(cfg, venue, strategy=strategy,
                             strategy_params=strategy_kwargs(cfg) if strategy else None)
     (strat,) = cerebro.run()
     still_open = pd.DataFrame([

@@ -20,7 +20,7 @@ from mtbt.config import load_run
 from mtbt.options.book import StructurePosition
 from mtbt.options.structures import iron_condor, long_call
 from mtbt.risk import RiskSizer, cost_per_share, open_cash
-from mtbt.runner import build_cerebro, run_backtest
+from mtbt.runner import backtest_venue, build_cerebro, run_backtest
 from mtbt.strategies import ManagedStrategy, Signal
 from tests.bars import session_frame
 
@@ -61,7 +61,8 @@ def run_day(caplog, frame, script, sizer=None, overrides=(), strategy=None):
     """The run.log lines of a scripted equity day (``sizer``: another RiskSizer) and the
     strategy."""
     cfg = load_run(None, ['strategy.instrument="equity"', *overrides])
-    cerebro = build_cerebro(cfg, BarFeed(dataname=frame), first=DAY, last=DAY,
+    cerebro = build_cerebro(cfg, backtest_venue(cfg, BarFeed(dataname=frame), first=DAY,
+                                                last=DAY),
                             strategy=strategy or Scripted, strategy_params={"script": script})
     if sizer is not None:
         cerebro.addsizer(sizer, **cerebro.sizers[None][2])
@@ -94,8 +95,8 @@ def test_a_short_is_charged_like_a_long(caplog):
     free = {}
     for side in (1, -1):
         cfg = load_run(None, ['strategy.instrument="equity"'])
-        cerebro = build_cerebro(cfg, BarFeed(dataname=session_frame(DAY)), first=DAY, last=DAY,
-                                strategy=Scripted,
+        venue = backtest_venue(cfg, BarFeed(dataname=session_frame(DAY)), first=DAY, last=DAY)
+        cerebro = build_cerebro(cfg, venue, strategy=Scripted,
                                 strategy_params={"script": (("09:40", side),)})
         (strat,) = cerebro.run()
         free[side] = strat.free["10:00"]
@@ -139,8 +140,9 @@ def test_a_debit_structure_leaves_less_cash_for_shares(caplog):
 def test_structures_hold_what_they_may_still_lose():
     """A debit structure's premium has left cash already (its max loss); a credit
     structure's credit came in and its max loss is held."""
-    broker = build_cerebro(load_run(None), BarFeed(dataname=session_frame(DAY)), first=DAY,
-                           last=DAY).broker
+    cfg = load_run(None)
+    broker = build_cerebro(cfg, backtest_venue(cfg, BarFeed(dataname=session_frame(DAY)),
+                                               first=DAY, last=DAY)).broker
     broker.start()
     opened, close = dt.datetime(2024, 1, 3, 10), dt.datetime(2024, 1, 3, 16)
     broker.structures[1] = StructurePosition(1, long_call(DAY, 100.0), 3, 2.00, opened, close)

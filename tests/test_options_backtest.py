@@ -13,7 +13,7 @@ import pytest
 from feeds.arrays import BarFeed
 from mtbt.config import load_run
 from mtbt.options.structures import long_call
-from mtbt.runner import build_cerebro, strategy_kwargs
+from mtbt.runner import backtest_venue, build_cerebro, strategy_kwargs
 from mtbt.strategies import IronCondor0DTE, ManagedStrategy, Signal
 from mtbt.strategies._structures import Choice
 from tests.bars import session_frame
@@ -61,7 +61,8 @@ def run(frame: pd.DataFrame, strategy, overrides=(), **params):
     cfg = load_run(None, ["strategy.instrument=\"options\"", f"strategy.name=\"{name}\"",
                           *overrides])
     own = strategy_kwargs(cfg) if name == "iron_condor" else {}
-    cerebro = build_cerebro(cfg, BarFeed(dataname=frame), first=DAY, last=DAY,
+    cerebro = build_cerebro(cfg, backtest_venue(cfg, BarFeed(dataname=frame), first=DAY,
+                                                last=DAY),
                             strategy=strategy, strategy_params=own | params)
     (strat,) = cerebro.run()
     return strat

@@ -1,7 +1,7 @@
 """One paper-trading session: ``run_paper`` (``python -m mtbt paper``).
 
-The run's own strategy, sizer, risk limits and analyzers (``runner.build_cerebro``) on an
-``AlpacaData`` feed and an ``AlpacaBroker``. Session times come from Alpaca's clock and
+The run's own strategy, sizer, risk limits and analyzers (``runner.build_cerebro``) on the
+Alpaca venue: an ``AlpacaData`` feed and an ``AlpacaBroker``. Session times come from Alpaca's clock and
 calendar; the feed backfills ``warmup_sessions`` of history, then trades today's session
 live and ends after its last bar. After every bar the state file gets a checkpoint (before
 that bar's orders are sent) and the session files a balance row; a restart the same day
@@ -37,7 +37,7 @@ from mtbt.live.loop import BarLoop
 from mtbt.live.shutdown import close_out
 from mtbt.live.state import StateStore
 from mtbt.risk import RiskManager
-from mtbt.runner import build_cerebro, chain_model
+from mtbt.runner import Venue, build_cerebro, chain_model
 from mtbt.sessions import NY
 from mtbt.stores.alpaca import AlpacaStore
 from mtbt.strategies._resume import later_day
@@ -99,9 +99,9 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         broker = store.getbroker(state=state, symbol=cfg.strategy.symbol, day=today,
                                  dry_run=dry_run, chain_model=chain_model(cfg))
         broker.setcash(cfg.risk_management.account_size)
-        cerebro = build_cerebro(cfg, data, first=history_start, last=today, broker=broker,
-                                trade_from=today, session_map=calendar, resume=resume,
-                                resume_books=books)
+        venue = Venue(data, broker, calendar, trade_from=today, resume=resume,
+                      resume_books=books)
+        cerebro = build_cerebro(cfg, venue)
 
         loop = BarLoop(store, broker, data, state, files)
         loop.attach(cerebro)

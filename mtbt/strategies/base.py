@@ -17,6 +17,7 @@ import datetime as dt
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import backtrader as bt
 
@@ -58,6 +59,13 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         broker (``_resume.LiveResume``)
       - ``allocator``: the options allocator's ``AllocatorSettings`` (default: its defaults)
     """
+
+    # what the run file supplies (``mtbt.registry``): the section of this strategy's own
+    # params, an instrument it always trades (None: ``[strategy] instrument``), and whether
+    # the options allocator picks each entry's structure
+    config_section: ClassVar[str] = "strategy"
+    fixed_instrument: ClassVar[str | None] = None
+    chooses_structures: ClassVar[bool] = True
 
     params = (("risk", None), ("exit_rules", ExitRules()),
               ("entry_start", dt.time(9, 30)), ("entry_end", dt.time(11, 0)),

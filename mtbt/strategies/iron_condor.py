@@ -42,6 +42,10 @@ class IronCondor0DTE(ManagedStrategy):
       day, or once the RiskManager's daily loss limit ($500) is reached.
     """
 
+    config_section = "iron_condor"
+    fixed_instrument = "options"
+    chooses_structures = False
+
     params = (
         ("entry_times", (dt.time(9, 45), dt.time(11, 30), dt.time(13, 0), dt.time(14, 30))),
         ("wing_width", 5.0), ("profit_target", 0.25), ("stop_loss", 2.0),
