@@ -63,7 +63,7 @@ class Books:
                         "parts": [[p.alpaca_id, p.filled_qty, p.filled_value, p.status]
                                   for p in s.parts]}
                   for cid, s in self._sent.items() if s.status not in FINAL}
-        return {"day": self._day.isoformat(), "cash": self.cash,
+        return {"day": self.day.isoformat(), "cash": self.cash,
                 "position": [position.size, position.price], "structures": structures,
                 "orders": orders}
 
@@ -87,7 +87,7 @@ class Books:
                 lot.position = position
         progress = books["orders"]
         groups: dict[tuple, list] = {}
-        for row in self.state.orders(self._day.isoformat()):
+        for row in self.state.orders(self.day.isoformat()):
             state = progress.get(row.client_order_id)
             if state is None or state["status"] in FINAL or state["status"] == "dry-run":
                 continue                     # never sent, or done

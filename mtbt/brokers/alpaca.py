@@ -70,7 +70,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
     def start(self) -> None:
         super().start()
         self.state: StateStore = self.p.state or StateStore(":memory:")
-        self._day: dt.date = self.p.day or dt.date.today()
+        self.day: dt.date = self.p.day or dt.date.today()     # the session date
         self._outbox: list = []
         self._sent: dict[str, Sent] = {}
         self._by_alpaca: dict[str, Part] = {}
@@ -78,7 +78,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         self._events: queue.Queue = queue.Queue()
         self._reconcile = threading.Event()
         self._reconcile.set()                      # before the first order
-        self._seq = self.state.next_seq(self._day.isoformat())
+        self._seq = self.state.next_seq(self.day.isoformat())
         self.duplicates_caught = 0
         self.executions: set[str] = set()          # execution ids seen on the stream
         self.duplicate_events = 0
@@ -211,10 +211,10 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
     def _register(self, spec: dict, owner, parts: list[Part]) -> OrderRow:
         lot, role = owner.info.get("lot"), owner.info.get("role", "order")
         trade_id = getattr(lot, "trade_id", None)
-        client_id = wire.client_order_id(self._day, self._seq, trade_id, role)
+        client_id = wire.client_order_id(self.day, self._seq, trade_id, role)
         spec = spec | {"parts": [{"role": p.target.info.get("role", role), "leg": p.leg}
                                  for p in parts]}
-        row = OrderRow(client_id, self._seq, self._day.isoformat(), trade_id, role, spec)
+        row = OrderRow(client_id, self._seq, self.day.isoformat(), trade_id, role, spec)
         self._seq += 1
         sent = Sent(row, parts, "unsent")
         self._track(sent)
@@ -339,11 +339,11 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         self._events.put(update)
 
     def next(self) -> None:
-        self._apply_updates()
+        self.apply_updates()
         self._expire_limits()
         super().next()
 
-    def _apply_updates(self) -> None:
+    def apply_updates(self) -> None:
         """Apply every fill known now: stream events, then (when this bar may have filled
         something) Alpaca's order list."""
         pairs = []
@@ -526,7 +526,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         held = {p.symbol: abs(float(p.qty)) * (1 if str(p.side.value) == "long" else -1)
                 for p in self.p.store.trading.get_all_positions()}
         ours = self.positions_by_symbol()
-        traded = {leg["symbol"] for row in self.state.orders(self._day.isoformat())
+        traded = {leg["symbol"] for row in self.state.orders(self.day.isoformat())
                   for leg in row.spec.get("legs", [])}
         moving = {leg["symbol"] for sent in self._sent.values() if sent.status not in FINAL
                   for leg in sent.row.spec.get("legs", [])}
@@ -552,8 +552,8 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         side = "sell" if qty > 0 else "buy"
         spec = {"kind": "option", "symbol": symbol, "side": side, "qty": int(abs(qty)),
                 "position_intent": f"{side}_to_close", "legs": []}
-        client_id = wire.client_order_id(self._day, self._seq, None, "orphan")
-        row = OrderRow(client_id, self._seq, self._day.isoformat(), None, "orphan", spec)
+        client_id = wire.client_order_id(self.day, self._seq, None, "orphan")
+        row = OrderRow(client_id, self._seq, self.day.isoformat(), None, "orphan", spec)
         self._seq += 1
         self.state.record_orders([row])
         try:

@@ -78,7 +78,7 @@ class SessionFiles:
         self._balance_csv.writerow([
             pd.Timestamp(when).tz_localize("America/New_York").isoformat(),
             f"{broker.getvalue():.2f}", f"{broker.getcash():.2f}", f"{risk.realized:.2f}",
-            f"{risk.day_pnl:.2f}", len(strategy._lots), len(broker.working_orders())])
+            f"{risk.day_pnl:.2f}", len(strategy.open_lots()), len(broker.working_orders())])
         self._balance.flush()
         journal = strategy.analyzers.journal
         if len(journal.rets) != self._trades_written:

@@ -1,14 +1,16 @@
 """One paper-trading session: ``run_paper`` (``python -m mtbt paper``).
 
 The run's own strategy, sizer, risk limits and analyzers (``runner.build_cerebro``) on the
-Alpaca venue: an ``AlpacaData`` feed and an ``AlpacaBroker``. Session times come from Alpaca's clock and
-calendar; the feed backfills ``warmup_sessions`` of history, then trades today's session
-live and ends after its last bar. After every bar the state file gets a checkpoint (before
-that bar's orders are sent) and the session files a balance row; a restart the same day
-resumes from the checkpoint, a later day keeps its run-wide counters (the drawdown breaker
-among them: ``reset_breaker`` clears a tripped one). SIGINT/SIGTERM end the session
-cleanly: working orders are cancelled, what mtbt opened is closed (unless
-``keep_positions``), the files are written.
+Alpaca venue: an ``AlpacaData`` feed and an ``AlpacaBroker``. Session times come from
+Alpaca's clock and calendar; the feed backfills ``warmup_sessions`` of history, then trades
+today's session live and ends after its last bar. After every bar (``loop.BarLoop``) the
+state file gets a checkpoint (before that bar's orders are sent) and the session files a
+balance row. The state file is held by one session at a time. A restart the same day
+resumes from the checkpoint; a later day starts fresh day counters and keeps the run-wide
+ones (the drawdown breaker among them: ``reset_breaker`` clears a tripped one), and reports
+any trade an earlier session left open. SIGINT/SIGTERM end the session cleanly: working
+orders are cancelled, what mtbt opened is closed (unless ``keep_positions``), the files
+are written.
 """
 from __future__ import annotations
 
@@ -255,7 +257,7 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarL
     start = cfg.risk_management.account_size
     trades = strat.analyzers.journal.get_frame()
     equity = strat.analyzers.equity.get_frame()
-    today = pd.Timestamp(broker._day)
+    today = pd.Timestamp(broker.day)
     equity = equity[equity.index.tz_localize(None).normalize() >= today]
     regimes = strat.analyzers.regime.get_frame()
     files.write_trades(trades)
@@ -272,7 +274,7 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarL
                             "bars_recovered_over_rest": data.bars_recovered,
                             "bar_stream_connects": data.p.store.data_stream.connects,
                             "trade_stream_connects": data.p.store.trade_stream.connects},
-                "orphans": broker.orphans, "open_trades": len(strat._lots),
+                "orphans": broker.orphans, "open_trades": len(strat.open_lots()),
                 "carried_over": (strat.p.resume or {}).get("carried_over", []),
                 "risk": _risk_summary(strat.risk),
                 "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),

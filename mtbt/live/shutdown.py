@@ -8,14 +8,14 @@ at most) for the closing fills.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
-
-import backtrader as bt
 
 from mtbt.exits import Stage
 
 log = logging.getLogger("mtbt.live")
+_LAST = dt.datetime(9999, 12, 31)      # a bar time after every bar: "handled everything"
 
 
 def close_out(store, broker, strat, data, *, keep_positions: bool, wait: float = 30.0) -> None:
@@ -23,25 +23,21 @@ def close_out(store, broker, strat, data, *, keep_positions: bool, wait: float =
     if not keep_positions:      # a structure's limit close gives way to the market close
         broker.withdraw_limits()
         _deliver(broker, strat)
-    for lot in list(strat._lots.values()):
-        if lot.stage is Stage.PENDING:
-            for owner, role, order in list(strat._lot_orders.values()):
-                if owner is lot and role == "entry" and isinstance(order, bt.Order) \
-                        and order.alive():
-                    strat.cancel(order)
-        elif not keep_positions and not lot.closing:
-            strat.close_lot(lot, "shutdown")
+    strat.cancel_entries()
+    if not keep_positions:
+        for lot in strat.open_lots():
+            if lot.stage is not Stage.PENDING and not lot.closing:
+                strat.close_lot(lot, "shutdown")
     broker.prepare()
     broker.transmit()
     deadline = time.monotonic() + wait
     while broker.working_orders() and not keep_positions and time.monotonic() < deadline:
-        if store.ready_url:                    # replay: let the simulator fill them
-            store.http.post(store.ready_url, json={"t": "9999-12-31T00:00:00"})
+        store.ready(_LAST)                     # replay: let the simulator fill them
         time.sleep(0.1)
-        broker._apply_updates()
+        broker.apply_updates()
         _deliver(broker, strat)
     _deliver(broker, strat)
-    left = [lot.trade_id for lot in strat._lots.values() if lot.stage is not Stage.PENDING]
+    left = [lot.trade_id for lot in strat.open_lots() if lot.stage is not Stage.PENDING]
     if left and not keep_positions:
         log.error("trades still open after %.0f s: %s; check the account", wait, left)
     elif left:
@@ -54,4 +50,4 @@ def _deliver(broker, strat) -> None:
         order = broker.get_notification()
         if order is None:
             return
-        strat._addnotification(order, quicknotify=True)
+        strat.receive(order)

@@ -320,6 +320,23 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
             self.note(f"ALERT {text}")
         self.breaker_trips += [now] * (self.risk.trips - len(self.breaker_trips))
 
+    # -- what a live session asks of the strategy -----------------------------------------
+    def open_lots(self) -> list[Lot]:
+        """The trades not closed yet (an entry still working included)."""
+        return list(self._lots.values())
+
+    def cancel_entries(self) -> None:
+        """Cancel every entry order still working (shutdown)."""
+        for lot, role, order in list(self._lot_orders.values()):
+            if role == "entry" and lot.stage is Stage.PENDING and isinstance(order, bt.Order) \
+                    and order.alive():
+                self.cancel(order)
+
+    def receive(self, order) -> None:
+        """Take a broker notification outside cerebro's loop (shutdown), as cerebro would
+        hand it to the strategy and its analyzers."""
+        self._addnotification(order, quicknotify=True)
+
     def note(self, text: str) -> None:
         """Log one line stamped with the bar's time (to run.log)."""
         log.info("%s %s", self.data.datetime.datetime(0).strftime("%Y-%m-%d %H:%M"), text)
