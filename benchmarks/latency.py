@@ -25,10 +25,11 @@ import tempfile
 from pathlib import Path
 
 import mtbt  # noqa: F401  (first: applies the backtrader compatibility fixes)
+from mtbt.alpaca.endpoints import Endpoints
+from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import load_run
 from mtbt.live.replay import replay_config, simulator
 from mtbt.live.session import latency_ms, run_paper
-from mtbt.stores.alpaca import AlpacaStore, Endpoints
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 DAYS = ("2024-08-02", "2025-01-02", "2025-03-10", "2025-03-04")   # days with many orders

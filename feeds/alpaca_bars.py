@@ -20,8 +20,8 @@ import pandas as pd
 import requests
 
 from feeds._fetch import COLUMNS, FetchError, bars_frame, clean, status_error
+from mtbt.http import ResilientSession, harden
 from mtbt.sessions import NY
-from mtbt.stores.http import ResilientSession, harden
 
 
 class AlpacaBars:

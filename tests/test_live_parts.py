@@ -16,18 +16,18 @@ import pytest
 import requests
 from werkzeug import Response
 
-from mtbt.brokers import _alpaca_orders as wire
+from mtbt.alpaca import orders as wire
+from mtbt.alpaca.endpoints import Endpoints, keys_from_env
 from mtbt.errors import BrokerError, ConfigError, StateError
 from mtbt.exits import Lot, Stage
+from mtbt.http import ResilientSession
 from mtbt.live.logs import Redact
-from mtbt.live.state import OrderRow, StateStore
 from mtbt.options import structures as st
 from mtbt.options.allocator import allocate
 from mtbt.options.chain import ChainModel, SyntheticChain
 from mtbt.options.occ import occ_symbol, parse_occ
 from mtbt.options.paths import PathModel
-from mtbt.stores.alpaca import Endpoints, keys_from_env
-from mtbt.stores.http import ResilientSession
+from mtbt.state import OrderRow, StateStore
 from mtbt.strategies._resume import later_day, lot_body, lot_from
 
 
@@ -116,7 +116,7 @@ def test_state_file_keeps_orders_and_checkpoints_across_reopen(tmp_path):
 def test_one_session_per_state_file_and_the_second_names_the_holder(tmp_path):
     path = tmp_path / "state.sqlite"
     held = StateStore(path, symbol="SPY")
-    code = ("import sys; from mtbt.live.state import StateStore\n"
+    code = ("import sys; from mtbt.state import StateStore\n"
             "from mtbt.errors import StateError\n"
             "try:\n    StateStore(sys.argv[1])\nexcept StateError as e:\n    print(e)")
     out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,

@@ -1,1 +1,1 @@
-"""Brokers: the backtest broker with option structures (and, later, Alpaca paper)."""
+"""The backtest broker: backtrader's BackBroker with option structures marked to model."""

@@ -21,7 +21,7 @@ import time
 import backtrader as bt
 
 from mtbt.live.logs import SessionFiles
-from mtbt.live.state import StateStore
+from mtbt.state import StateStore
 
 _MINUTE = dt.timedelta(minutes=1)
 

@@ -14,12 +14,13 @@ from pathlib import Path
 
 from feeds.loader import load_market_data
 from feeds.parquet import read_bars, regular_hours
+from mtbt.alpaca.endpoints import Endpoints
+from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import RunConfig
 from mtbt.errors import ConfigError, DataError
 from mtbt.live.session import PaperResult, run_paper
 from mtbt.runner import chain_model
 from mtbt.sim import Faults, Simulator
-from mtbt.stores.alpaca import AlpacaStore, Endpoints
 
 REPLAY_KEYS = ("replay-key", "replay-secret")
 

@@ -32,16 +32,16 @@ from analyzers.journal import iso_ny
 from analyzers.summary import summarize
 from feeds.parquet import read_daily
 from mtbt._version import __version__
+from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import RunConfig
 from mtbt.errors import BrokerError, ConfigError, StateError
 from mtbt.live.logs import SessionFiles, session_id
 from mtbt.live.loop import BarLoop
 from mtbt.live.shutdown import close_out
-from mtbt.live.state import StateStore
 from mtbt.risk import RiskManager
 from mtbt.runner import Venue, build_cerebro, chain_model
 from mtbt.sessions import NY
-from mtbt.stores.alpaca import AlpacaStore
+from mtbt.state import StateStore
 from mtbt.strategies._resume import later_day
 
 log = logging.getLogger("mtbt.live")

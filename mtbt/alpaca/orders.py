@@ -155,3 +155,11 @@ def describe(spec: dict) -> str:
     if "stop_price" in spec:
         text += f" stop {spec['stop_price']:.2f}"
     return text
+
+
+def error_text(exc) -> str:
+    """The message of an alpaca-py ``APIError`` (its body's, or the first 200 characters)."""
+    try:
+        return str(exc.message)
+    except Exception:  # noqa: BLE001 - a body that is not Alpaca's JSON
+        return str(exc)[:200]

@@ -2,7 +2,7 @@
 
 ``BacktestBroker`` fills a structure close that has a ``limit`` at the next bar's open only if
 the premium reaches it, and otherwise cancels it, so the strategy judges again on that bar.
-The ``AlpacaBroker`` sends such a close as a limit order (``_alpaca_orders.structure_spec``)
+The ``AlpacaBroker`` sends such a close as a limit order (``orders.structure_spec``)
 and, once the next bar is in and Alpaca has not filled it, cancels it at Alpaca and looks it
 up again: the strategy hears Canceled when Alpaca confirms the cancel, or gets the fill that
 beat it (a cancel still pending at Alpaca is followed up by the usual order checks).

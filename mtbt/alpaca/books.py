@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 
 import backtrader as bt
 
-from mtbt.live.state import OrderRow
 from mtbt.options.book import StructureOrder, StructurePosition
 from mtbt.options.structures import Structure
+from mtbt.state import OrderRow
 
 log = logging.getLogger("mtbt.live")
 FINAL = frozenset({"filled", "canceled", "expired", "rejected", "done_for_day", "replaced"})

@@ -10,9 +10,9 @@ collected while the strategy handles a bar and sent when it is done (``transmit`
   plain stop for the rest when the stop covers more (Alpaca will not let two open orders sell
   the same shares); the trail and the breakeven move are mtbt's own cancel-and-replace;
 - an option structure opens and closes as one multi-leg (``mleg``) market order; a close
-  with a limit is a limit order good for one bar, as in a backtest (``_alpaca_limits``).
+  with a limit is a limit order good for one bar, as in a backtest (``limits``).
 
-Every order gets a deterministic ``client_order_id`` (``_alpaca_orders.client_order_id``),
+Every order gets a deterministic ``client_order_id`` (``orders.client_order_id``),
 written to the state file before it is sent: a retried submit is refused as a duplicate and
 the order is found by that id. Fills come from the ``trade_updates`` stream (an execution id
 seen before is dropped) and from Alpaca's order list (asked when a bar reached an order's
@@ -32,13 +32,14 @@ import warnings
 import backtrader as bt
 import pandas as pd
 
-from mtbt.brokers import _alpaca_orders as wire
-from mtbt.brokers._alpaca_books import FINAL, Books, Part, Sent
-from mtbt.brokers._alpaca_limits import StructureLimits
+from mtbt.alpaca import orders as wire
+from mtbt.alpaca.books import FINAL, Books, Part, Sent
+from mtbt.alpaca.limits import StructureLimits
+from mtbt.alpaca.reconcile import Reconcile
 from mtbt.brokers.backtest import BacktestBroker
-from mtbt.live.state import OrderRow, StateStore
 from mtbt.options.book import StructureOrder
 from mtbt.sessions import NY
+from mtbt.state import OrderRow, StateStore
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
@@ -53,7 +54,7 @@ RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
-class AlpacaBroker(Books, StructureLimits, BacktestBroker):
+class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
     """Backtest books, Alpaca execution (see the module docstring).
 
     Params:
@@ -263,7 +264,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         """A 4xx: a duplicate client id means an earlier try got through; anything else is
         a refusal the strategy hears about."""
         client_id = sent.row.client_order_id
-        text = _error_text(exc)
+        text = wire.error_text(exc)
         if exc.status_code == 422 and "client_order_id" in text:
             self.duplicates_caught += 1
             log.warning("SEND %s: already at Alpaca (a retried submit); using it", client_id)
@@ -332,7 +333,7 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         try:
             self.p.store.trading.cancel_order_by_id(alpaca_id)
         except APIError as exc:
-            log.warning("CANCEL %s: HTTP %s %s", alpaca_id, exc.status_code, _error_text(exc))
+            log.warning("CANCEL %s: HTTP %s %s", alpaca_id, exc.status_code, wire.error_text(exc))
 
     # -- fills -----------------------------------------------------------------------------
     async def _on_trade_update(self, update) -> None:
@@ -508,80 +509,3 @@ class AlpacaBroker(Books, StructureLimits, BacktestBroker):
         log.info("FILL %s %s x%d @ %.4f", alpaca_order.client_order_id, order.structure.name,
                  order.contracts, premium)
         self._complete_structure(order, legs, premium, fees, now, check_margin=False)
-
-    # -- reconciliation --------------------------------------------------------------------
-    def reconcile(self) -> None:
-        """Bring every order of ours up to date and compare positions with Alpaca's (on
-        start, after every reconnect and every ``RECONCILE_EVERY`` bars, before new orders).
-
-        Shares or contracts mtbt never traded are reported and left alone. An option
-        contract mtbt traded today that Alpaca holds beyond mtbt's structures (a leg left
-        alone by a partial fill or a broker-side liquidation) is an orphan: logged and
-        closed at market. A structure mtbt's books hold and Alpaca does not is reported."""
-        self._reconcile.clear()
-        self._bars_unreconciled = 0
-        if self.p.dry_run or self.p.store is None:
-            return
-        self.poll()
-        held = {p.symbol: abs(float(p.qty)) * (1 if str(p.side.value) == "long" else -1)
-                for p in self.p.store.trading.get_all_positions()}
-        ours = self.positions_by_symbol()
-        traded = {leg["symbol"] for row in self.state.orders(self.day.isoformat())
-                  for leg in row.spec.get("legs", [])}
-        moving = {leg["symbol"] for sent in self._sent.values() if sent.status not in FINAL
-                  for leg in sent.row.spec.get("legs", [])}
-        for symbol, qty in held.items():
-            extra = qty - ours.get(symbol, 0)
-            if abs(extra) < 1e-9 or symbol in moving:     # an order of ours is working on it
-                continue
-            if symbol in traded:
-                log.error("ORPHAN %s: Alpaca holds %g, mtbt's structures %g: closing %g",
-                          symbol, qty, ours.get(symbol, 0), extra)
-                self.orphans.append(f"{symbol} {extra:+g}")
-                self._close_orphan(symbol, extra)
-            else:
-                note = ("opened outside mtbt: left alone" if symbol not in ours
-                        else f"mtbt holds {ours[symbol]:g}: the difference is not mtbt's")
-                log.warning("POSITION %s %g at Alpaca, %s", symbol, qty, note)
-        for symbol, mine in ours.items():
-            if symbol not in held and mine:
-                log.error("POSITION %s: mtbt's books hold %g, Alpaca holds none", symbol, mine)
-
-    def _close_orphan(self, symbol: str, qty: float) -> None:
-        """Close ``qty`` (signed, as held) of an orphan option contract at market."""
-        side = "sell" if qty > 0 else "buy"
-        spec = {"kind": "option", "symbol": symbol, "side": side, "qty": int(abs(qty)),
-                "position_intent": f"{side}_to_close", "legs": []}
-        client_id = wire.client_order_id(self.day, self._seq, None, "orphan")
-        row = OrderRow(client_id, self._seq, self.day.isoformat(), None, "orphan", spec)
-        self._seq += 1
-        self.state.record_orders([row])
-        try:
-            self.p.store.trading.submit_order(wire.to_request(spec, client_id))
-        except APIError as exc:
-            log.error("ORPHAN %s: closing refused: HTTP %s %s", symbol, exc.status_code,
-                      _error_text(exc))
-
-    def positions_by_symbol(self) -> dict[str, float]:
-        """What mtbt's books hold, by Alpaca symbol (shares and option contracts)."""
-        out: dict[str, float] = {}
-        for position in self.positions.values():
-            if position.size:
-                out[self.p.symbol] = out.get(self.p.symbol, 0) + position.size
-        for held in self.structures.values():
-            for leg in held.structure.legs:
-                symbol = wire.occ_symbol(self.p.symbol, leg.expiry, leg.right, leg.strike)
-                out[symbol] = out.get(symbol, 0) + leg.qty * held.contracts
-        return out
-
-    def working_orders(self) -> list[str]:
-        """Client ids of the orders still working at Alpaca."""
-        return [s.row.client_order_id for s in self._sent.values()
-                if any(p.status not in FINAL for p in s.parts)]
-
-
-def _error_text(exc: APIError) -> str:
-    try:
-        return str(exc.message)
-    except Exception:  # noqa: BLE001 - a body that is not Alpaca's JSON
-        return str(exc)[:200]

@@ -1,14 +1,10 @@
 """AlpacaStore: the alpaca-py clients of one paper-trading session (backtrader's store role).
 
 It owns ``TradingClient(paper=True)``, the ``trade_updates`` stream, the stock and option
-data clients and the stock bar stream, hands out the broker (``getbroker``) and the data feed
-(``getdata``), and refuses to start unless every endpoint is Alpaca's paper or data service
-or a local one (127.0.0.1 / localhost): alpaca-py's ``url_override`` bypasses ``paper=True``,
-so the URLs are checked here. Keys come from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY`` and
-are never printed or logged. Every REST call gets a timeout and retries
-(``mtbt.stores.http``). Endpoints may be redirected with ``MTBT_ALPACA_TRADING_URL``,
-``MTBT_ALPACA_DATA_URL``, ``MTBT_ALPACA_STREAM_URL`` and ``MTBT_ALPACA_DATA_STREAM_URL``
-(the local simulator of ``mtbt paper --replay`` uses them).
+data clients and the stock bar stream, and hands out the broker (``getbroker``) and the data
+feed (``getdata``). It refuses to start unless every endpoint passes the paper-only guard
+(``endpoints``). Keys are never printed or logged. Every REST call gets a timeout and
+retries (``mtbt.http``).
 """
 from __future__ import annotations
 
@@ -17,13 +13,14 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
-from mtbt.errors import BrokerError, ConfigError
+from feeds.alpaca_live import AlpacaData
+from mtbt.alpaca.broker import AlpacaBroker
+from mtbt.alpaca.endpoints import Endpoints, keys_from_env
+from mtbt.errors import ConfigError
+from mtbt.http import ResilientSession, harden
 from mtbt.sessions import Session
-from mtbt.stores.http import ResilientSession, harden
 
 with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
     warnings.filterwarnings("ignore", "websockets.legacy", DeprecationWarning)
@@ -34,56 +31,6 @@ with warnings.catch_warnings():     # alpaca-py 0.44 imports websockets.legacy
     from alpaca.trading.stream import TradingStream
 
 log = logging.getLogger("mtbt.live")
-
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-PAPER_HOSTS = frozenset({"paper-api.alpaca.markets"})
-DATA_HOSTS = frozenset({"data.alpaca.markets", "data.sandbox.alpaca.markets",
-                        "stream.data.alpaca.markets", "stream.data.sandbox.alpaca.markets"})
-_ENV = {"trading": "MTBT_ALPACA_TRADING_URL", "data": "MTBT_ALPACA_DATA_URL",
-        "trade_stream": "MTBT_ALPACA_STREAM_URL", "data_stream": "MTBT_ALPACA_DATA_STREAM_URL"}
-
-
-@dataclass(frozen=True)
-class Endpoints:
-    """Where each client connects (REST base URLs without ``/v2``; full stream URLs)."""
-
-    trading: str = "https://paper-api.alpaca.markets"
-    data: str = "https://data.alpaca.markets"
-    trade_stream: str = "wss://paper-api.alpaca.markets/stream"
-    data_stream: str = "wss://stream.data.alpaca.markets/v2/iex"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> Endpoints:
-        """The defaults, replaced by any ``MTBT_ALPACA_*_URL`` that is set."""
-        return cls(**{key: env[name].rstrip("/") for key, name in _ENV.items()
-                      if env.get(name)})
-
-    def check(self) -> None:
-        """Raise ``BrokerError`` unless trading goes to a paper or local host and data to
-        Alpaca's data service or a local host."""
-        for key in ("trading", "trade_stream", "data", "data_stream"):
-            url = getattr(self, key)
-            host = urlsplit(url).hostname or ""
-            allowed = LOCAL_HOSTS | (PAPER_HOSTS if key.startswith("trad") else DATA_HOSTS)
-            if host not in allowed:
-                kind = ("a live-money endpoint" if host.endswith("alpaca.markets")
-                        else "not an Alpaca paper or local endpoint")
-                raise BrokerError(f"refusing to start: {_ENV[key]}={url} is {kind}; "
-                                  "mtbt trades Alpaca paper accounts only")
-
-    @property
-    def local(self) -> bool:
-        return all(urlsplit(getattr(self, k)).hostname in LOCAL_HOSTS for k in _ENV)
-
-
-def keys_from_env(env: Mapping[str, str] = os.environ) -> tuple[str, str]:
-    """(key id, secret) from ``ALPACA_API_KEY`` / ``ALPACA_SECRET_KEY``."""
-    missing = [name for name in ("ALPACA_API_KEY", "ALPACA_SECRET_KEY") if not env.get(name)]
-    if missing:
-        raise ConfigError(f"{' and '.join(missing)} not set: export your Alpaca paper "
-                          "account's keys (or rehearse without keys: mtbt paper --replay "
-                          "BARS.parquet)")
-    return env["ALPACA_API_KEY"], env["ALPACA_SECRET_KEY"]
 
 
 class _Hooks:
@@ -188,16 +135,12 @@ class AlpacaStore:
     # -- the trio --------------------------------------------------------------------------
     def getbroker(self, **kwargs):
         """The ``AlpacaBroker`` of this store (one per store)."""
-        from mtbt.brokers.alpaca import AlpacaBroker
-
         if self.broker is None:
             self.broker = AlpacaBroker(store=self, **kwargs)
         return self.broker
 
     def getdata(self, **kwargs):
         """The ``AlpacaData`` feed of this store (one per store)."""
-        from feeds.alpaca_live import AlpacaData
-
         if self.data is None:
             self.data = AlpacaData(store=self, **kwargs)
         return self.data
