@@ -170,6 +170,7 @@ class Exchange:
                  book: SessionBook, now: pd.Timestamp, partial_fills: bool = False) -> None:
         self.symbol, self.cash, self.slippage = symbol, float(cash), float(slippage)
         self.chain_model, self.book, self.now = chain_model, book, now
+        self.fill_time = now
         self.partial_fills = partial_fills
         self.positions: dict[str, Position] = {}
         self.orders: list[SimOrder] = []              # top-level, in order of acceptance
@@ -405,6 +406,7 @@ class Exchange:
         """Advance to ``bar``'s end: fill working orders against it in order of acceptance,
         expire day orders at the session close, settle expiring options."""
         self.now = bar.end
+        self.fill_time = bar.start      # fills happen inside the bar: stamped at its start
         events: list[dict] = []
         day = naive_ny(bar.start).date()
         for order in self.orders:
@@ -485,7 +487,7 @@ class Exchange:
         for leg, price in zip(order.legs, prices, strict=True):
             events += self._execute(leg, leg.remaining, price)
         order.status, order.filled_qty, order.filled_avg_price = "filled", order.qty, net
-        order.filled_at = order.updated_at = self.now
+        order.filled_at, order.updated_at = self.fill_time, self.now
         events.append(self._event("fill", order, execution_id=str(uuid.uuid4()),
                                   price=num(net), qty=num(order.qty), position_qty=None))
         return events
@@ -503,11 +505,11 @@ class Exchange:
         order.filled_qty = done + qty
         order.updated_at = self.now
         if order.remaining <= 1e-9:
-            order.status, order.filled_at, event = "filled", self.now, "fill"
+            order.status, order.filled_at, event = "filled", self.fill_time, "fill"
         else:
             order.status, event = "partially_filled", "partial_fill"
         execution = Execution(str(uuid.uuid4()), order.id, order.client_order_id, order.symbol,
-                              order.side, qty, price, self.now)
+                              order.side, qty, price, self.fill_time)
         self.executions.append(execution)
         pos = self.positions.get(order.symbol)
         return [self._event(event, order, execution_id=execution.execution_id,
