@@ -1,0 +1,109 @@
+"""The arguments several commands share, declared once here, and the run they load.
+
+A command module calls ``add_run``, ``add_overrides``, ``add_data``, ``add_out`` ... in the
+order its help lists them; the option names, metavars and destinations live only here (a
+command may word a help text its own way). :func:`load` turns the run file, ``--set`` and the
+data options into a checked :class:`~mtbt.config.RunConfig`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+from mtbt.errors import ConfigError
+from mtbt.research.metrics import CHOICES
+
+RUN_HELP = "run file (default: built-in)"
+OVERRIDE_HELP = "override a run-file key (repeatable)"
+
+# option: (metavar, the run-file key it sets, JSON-quoted in the override, help)
+DATA_OPTIONS = {
+    "data": ("BARS.parquet", "data.bars", True, "1-minute bars (sets data.bars)"),
+    "vix": ("VIX.parquet", "data.vix", True, "daily VIX closes (sets data.vix)"),
+    "start": ("YYYY-MM-DD", "data.start", False, "first session to trade"),
+    "end": ("YYYY-MM-DD", "data.end", False, "last session to trade"),
+}
+
+RAY_EPILOG = """\
+Ray: without --address a local Ray is started on --workers CPUs (default: all cores) and
+stopped at the end. --address HOST:6379 (or ray://HOST:10001, or "auto" on a cluster node)
+runs on an existing cluster instead; every node needs mtbt installed (pip install
+'mtbt[scale]', the same version). The bars are read once here and sent through Ray's object
+store, so the data files are needed only on this machine."""
+
+
+def add_run(parser: argparse.ArgumentParser, help: str | None = RUN_HELP) -> None:
+    """The optional RUN.toml positional (read by :func:`load`)."""
+    parser.add_argument("run", nargs="?", metavar="RUN.toml", help=help)
+
+
+def add_overrides(parser: argparse.ArgumentParser, help: str | None = OVERRIDE_HELP) -> None:
+    """``--set SECTION.KEY=VALUE``, repeatable (read by :func:`load`)."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="SECTION.KEY=VALUE", help=help)
+
+
+def add_data_option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str,
+                    help: str | None = None) -> None:
+    """One of ``--data``, ``--vix``, ``--start``, ``--end``: :func:`load` sets its run-file key."""
+    metavar, _, _, default_help = DATA_OPTIONS[name]
+    parser.add_argument(f"--{name}", metavar=metavar,
+                        help=default_help if help is None else help)
+
+
+def add_data(parser: argparse.ArgumentParser) -> None:
+    """``--data``, ``--vix``, ``--start`` and ``--end``."""
+    for name in DATA_OPTIONS:
+        add_data_option(parser, name)
+
+
+def add_out(parser: argparse.ArgumentParser, default: str, what: str = "report folder",
+            metavar: str = "DIR") -> None:
+    """``--out``: where the command writes (``default`` says where without it)."""
+    parser.add_argument("--out", metavar=metavar, help=f"{what} (default: {default})")
+
+
+def add_no_tearsheet(parser: argparse.ArgumentParser,
+                     help: str = "skip the HTML tearsheet") -> None:
+    parser.add_argument("--no-tearsheet", action="store_true", help=help)
+
+
+def add_quiet(parser: argparse.ArgumentParser, help: str = "no progress bar") -> None:
+    parser.add_argument("--quiet", action="store_true", help=help)
+
+
+def add_research(parser: argparse.ArgumentParser) -> None:
+    """What ``sweep`` and ``walkforward`` share: the run, its grid, the metric and Ray."""
+    add_run(parser)
+    parser.add_argument("--grid", required=True, metavar="GRID.toml",
+                        help="the values to try, e.g. [scaling_exits] tp1_pct = [0.008, 0.01]")
+    add_overrides(parser)
+    parser.add_argument("--metric", choices=CHOICES, default="total_pnl",
+                        help="the figure that picks the best combination (default: total_pnl; "
+                             "max_drawdown: the lowest)")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="backtests at a time (default: all cores, or the cluster's CPUs)")
+    parser.add_argument("--address", metavar="RAY_ADDRESS", help="an existing Ray cluster")
+    add_out(parser, "<report.out_dir>/<command>-<run>-<timestamp>")
+    add_quiet(parser)
+
+
+def load(args: argparse.Namespace):
+    """The run config with the data options turned into overrides (same checks as --set)."""
+    from mtbt.config import load_run
+
+    labels: dict[str, str] = {}
+    overrides = list(args.overrides)
+    for option, (_, key, quoted, _) in DATA_OPTIONS.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            override = f"{key}={json.dumps(value) if quoted else value}"
+            labels[f"--set {override}:"] = f"--{option} {value}:"
+            overrides.append(override)
+    try:
+        return load_run(args.run, overrides)
+    except ConfigError as exc:
+        text = str(exc)
+        for raw, label in labels.items():
+            text = text.replace(raw, label)
+        raise ConfigError(text) from None
