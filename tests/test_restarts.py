@@ -24,9 +24,11 @@ from tests.test_paper import (
     _backtest,
     _cfg,
     _checkpoint,
+    _paced,
     _paper_args,
     _sim_env,
     _sorted,
+    _wait_for,
     paper_logs,
 )
 
@@ -111,6 +113,11 @@ def test_a_kill_right_after_a_send_then_restart_ends_like_the_backtest(shared_da
     logs = paper_logs / f"kill_{case}"
     order, sim, trades, stderr = _restart(cfg, instrument, tmp_path, logs, sent)
     assert order.status != "new", "the order did not fill or work while the trader was down"
+    if case == "entry":       # the restarted trader put its stop (an oco with the target) in
+        trade = order.client_order_id.split("-t")[1].split("-")[0]
+        stops = [o for o in sim.orders if f"-t{trade}-" in o.client_order_id
+                 and o.order_class == "oco" and o.legs and o.legs[0].type == "stop"]
+        assert stops and stops[0].created_at >= order.filled_at
     _no_order_twice(sim)
     assert sim.positions() == {}
     pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
@@ -152,3 +159,26 @@ def test_a_later_day_on_the_same_state_file_starts_a_new_day(shared_data, paper_
     trades = pd.read_csv(second.folder / f"trades_{second.session}.csv")
     assert trades["entry_time"].str.startswith("2024-10-10").all()
     assert len(trades) == len(expected)
+
+
+def test_a_second_session_on_the_same_state_file_refuses_naming_the_first(shared_data,
+                                                                          paper_logs,
+                                                                          tmp_path):
+    cfg = _cfg(shared_data, "equity")
+    sim = simulator(cfg, keys=KEYS)
+    state = tmp_path / "state.sqlite"
+    args = _paper_args(cfg, "equity", paper_logs / "lock", state)
+    with _paced(sim):
+        env = _sim_env(sim)
+        with (tmp_path / "first.out").open("w") as out:
+            first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                _wait_for(state, first, "open")
+                second = subprocess.run(args, env=env, capture_output=True, text=True,
+                                        timeout=120)
+            finally:
+                first.wait(timeout=300)
+    assert second.returncode == 2
+    error = second.stderr.strip()
+    assert "\n" not in error and f"in use by another mtbt session (pid {first.pid})" in error
+    assert first.returncode == 0
