@@ -4,12 +4,11 @@ The run file's ``[strategy] name`` is resolved here, and only here; nothing else
 on a strategy's name. A strategy class says what it needs from the run file itself:
 ``config_section`` (the section its own params come from: ``strategy`` or, for the condor,
 ``iron_condor``) and ``instrument`` (None: ``[strategy] instrument`` decides; the condor
-trades only ``"options"``). This module imports no strategy until one is resolved, so
-loading a run file stays cheap.
+trades only ``"options"``). This module imports no strategy (``runner.resolve_strategy``
+does), so loading a run file stays cheap.
 """
 from __future__ import annotations
 
-import importlib
 import re
 
 STRATEGIES = {"wave_renko": "mtbt.strategies.wave_renko:WaveRenko",
@@ -25,13 +24,7 @@ def check_name(name: str) -> str:
                      f"({', '.join(STRATEGIES)}) nor package.module:Class")
 
 
-def resolve(name: str) -> type:
-    """The strategy class ``name`` names (ImportError/AttributeError/TypeError say why
-    not)."""
+def class_path(name: str) -> tuple[str, str]:
+    """(module, class name) of a registered name or a ``module:Class``."""
     module, _, cls = STRATEGIES.get(name, name).partition(":")
-    strategy = getattr(importlib.import_module(module), cls)
-    from mtbt.strategies.base import ManagedStrategy
-
-    if not (isinstance(strategy, type) and issubclass(strategy, ManagedStrategy)):
-        raise TypeError(f"{name} is not a ManagedStrategy subclass")
-    return strategy
+    return module, cls

@@ -5,6 +5,7 @@ parquet/sample venue with reports)."""
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,6 +28,7 @@ from mtbt.options.allocator import AllocatorSettings
 from mtbt.options.chain import ChainModel
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import Session, sessions
+from mtbt.strategies import ManagedStrategy
 
 log = logging.getLogger("mtbt")
 
@@ -65,10 +67,15 @@ def resolve_strategy(cfg: RunConfig) -> type[bt.Strategy]:
     """The class ``[strategy] name`` names (``mtbt.registry``); ConfigError if it cannot be
     imported."""
     name = cfg.strategy.name
+    module, cls = registry.class_path(name)
     try:
-        return registry.resolve(name)
-    except (ImportError, AttributeError, TypeError) as exc:
+        strategy = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError) as exc:
         raise ConfigError(f"{cfg.source}: strategy.name = {name!r}: {exc}") from None
+    if not (isinstance(strategy, type) and issubclass(strategy, ManagedStrategy)):
+        raise ConfigError(f"{cfg.source}: strategy.name = {name!r}: not a ManagedStrategy "
+                          "subclass")
+    return strategy
 
 
 def chain_model(cfg: RunConfig) -> ChainModel:

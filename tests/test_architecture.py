@@ -84,12 +84,11 @@ def test_the_feed_gives_the_same_bars_as_backtraders_pandas_feed():
 
 
 def test_the_strategy_is_resolved_from_the_run_file_by_name_or_module_class():
-    from mtbt import registry
     from mtbt.errors import ConfigError
     from mtbt.runner import resolve_strategy
     from mtbt.strategies import IronCondor0DTE
 
-    assert registry.resolve("iron_condor") is IronCondor0DTE
+    assert resolve_strategy(load_run(None, ['strategy.name="iron_condor"'])) is IronCondor0DTE
     cfg = load_run(None, ['strategy.name="mtbt.strategies.wave_renko:WaveRenko"'])
     assert resolve_strategy(cfg) is WaveRenko
     for name, why in (("nowhere.at_all:X", "No module named 'nowhere'"),
@@ -100,3 +99,4 @@ def test_the_strategy_is_resolved_from_the_run_file_by_name_or_module_class():
             assert why in str(exc) and "strategy.name" in str(exc)
         else:
             raise AssertionError(f"{name} was accepted")
+
