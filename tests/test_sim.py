@@ -626,3 +626,51 @@ def test_close_is_idempotent_and_context_manager() -> None:
         assert sim.data_stream_url.endswith("/v2/iex")
     sim.close()
     assert sim._closed
+
+
+# -- layout ----------------------------------------------------------------------------------
+def _sim_imports() -> dict[str, set[str]]:
+    """{module: sim modules it imports}, counting every import statement (TYPE_CHECKING
+    blocks and function bodies included)."""
+    import ast
+    from pathlib import Path
+
+    graph = {}
+    for path in sorted((Path(__file__).resolve().parents[1] / "mtbt" / "sim").glob("*.py")):
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found |= {n.split(".")[2] for n in names if n.startswith("mtbt.sim.")}
+        graph[path.stem] = found
+    return graph
+
+
+def test_the_simulator_modules_import_each_other_without_cycles() -> None:
+    graph = _sim_imports()
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, f"import cycle: {' -> '.join((*path, name))}"
+        if name in done:
+            return
+        for dep in graph.get(name, ()):
+            visit(dep, (*path, name))
+        done.add(name)
+
+    for name in graph:
+        visit(name, ())
+    assert "simulator" not in graph["rest"]
+
+
+def test_the_rest_server_uses_only_the_simulators_public_api() -> None:
+    import ast
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parents[1] / "mtbt" / "sim" / "rest.py").read_text()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, (ast.Name, ast.Attribute)):
+            owner = node.value.id if isinstance(node.value, ast.Name) else node.value.attr
+            if owner == "sim":
+                assert not node.attr.startswith("_"), f"rest.py reads sim.{node.attr}"
+                assert node.attr != "exchange", "rest.py reaches into sim.exchange"

@@ -3,34 +3,85 @@ a ``ThreadingHTTPServer`` (127.0.0.1, ephemeral port) in a daemon thread.
 
 Every request gets an answer (alpaca-py has no timeouts); every error body is
 ``{"code": int, "message": str}``. Alpaca routes need the APCA key headers; ``/_sim``
-routes do not, and are not counted by the fault knobs.
+routes do not, and are not counted by the fault knobs. The routes only parse requests and
+call the simulator's public API (:class:`Venue`), which answers with the JSON to send.
+
+Routes: ``GET /v2/account``, ``/v2/clock``, ``/v2/calendar``; ``POST /v2/orders``;
+``GET``/``DELETE /v2/orders``; ``GET /v2/orders:by_client_order_id``; ``GET``/``DELETE
+/v2/orders/{id}``; ``PATCH /v2/orders/{id}`` (refused: 422); ``GET``/``DELETE /v2/positions``
+and ``/v2/positions/{symbol}``; ``GET /v2/assets/{symbol}``; ``GET /v2/stocks/bars`` and
+``/v2/stocks/bars/latest``; ``POST /_sim/ready``, ``GET /_sim/status``.
 """
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pandas as pd
 
-from mtbt.sim.exchange import OPEN_STATUSES, ApiError
-from mtbt.sim.wire import asset_json, calendar_json, clock_json, error, iso, num, parse_time
+from mtbt.sim.errors import ApiError, unprocessable
+from mtbt.sim.faults import Faults, RestFaults
+from mtbt.sim.wire import error, iso, num, parse_time
 
-if TYPE_CHECKING:
-    from mtbt.sim.simulator import Simulator
-
-__all__ = ["RestServer"]
+__all__ = ["RestServer", "Venue"]
 
 log = logging.getLogger(__name__)
 
 Reply = tuple[int, Any]
+JSON = dict[str, Any]
 _UNAUTHORIZED = error(40110000, "request is not authorized")
+
+
+class Venue(Protocol):
+    """The part of :class:`mtbt.sim.Simulator`'s public API the REST server calls."""
+
+    keys: tuple[str, str]
+    faults: Faults
+    symbol: str
+    finished: threading.Event
+
+    @property
+    def now(self) -> pd.Timestamp: ...
+    @property
+    def cash(self) -> float: ...
+    @property
+    def bars_left(self) -> int: ...
+    @property
+    def next_bar_start(self) -> pd.Timestamp | None: ...
+    def get_account(self) -> JSON: ...
+    def get_clock(self) -> JSON: ...
+    def get_calendar(self, start: dt.date, end: dt.date) -> list[JSON]: ...
+    def get_asset(self, symbol: str) -> JSON: ...
+    def submit_order(self, body: Any) -> JSON: ...
+    def get_orders(self, status: str = ..., after: pd.Timestamp | None = ...,
+                   until: pd.Timestamp | None = ..., limit: int = ..., direction: str = ...,
+                   nested: bool = ..., symbols: Iterable[str] = ...,
+                   side: str | None = ...) -> list[JSON]: ...
+    def get_order(self, order_id: str) -> JSON: ...
+    def get_order_by_client_id(self, client_order_id: str) -> JSON: ...
+    def cancel_order(self, order_id: str) -> None: ...
+    def cancel_orders(self) -> list[JSON]: ...
+    def get_positions(self) -> list[JSON]: ...
+    def get_position(self, symbol: str) -> JSON: ...
+    def close_position(self, symbol: str, qty: float | None = ...,
+                       percentage: float | None = ...) -> JSON: ...
+    def close_all_positions(self, cancel_orders: bool = ...) -> list[JSON]: ...
+    def get_bars(self, start: pd.Timestamp | None, end: pd.Timestamp | None, offset: int = ...,
+                 limit: int = ..., descending: bool = ...) -> tuple[list[JSON], bool]: ...
+    def get_latest_bar(self) -> JSON | None: ...
+    def ready(self, t: Any) -> None: ...
+    def count_request(self, route: str) -> None: ...
+    def record_fault(self, route: str, status: int, created: bool) -> None: ...
+    def record_rejection(self, status: int, body: JSON) -> None: ...
+    def pause(self, seconds: float) -> None: ...
 
 
 def _flag(value: str | None) -> bool:
@@ -44,14 +95,15 @@ def _time(query: dict[str, str], key: str) -> pd.Timestamp | None:
     try:
         return parse_time(text)
     except ValueError:
-        raise ApiError(422, 42210000, f"invalid {key}: {text}") from None
+        raise unprocessable(f"invalid {key}: {text}") from None
 
 
 class RestServer:
-    """Routes of one :class:`Simulator`."""
+    """Routes of one simulator (:class:`Venue`)."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Venue) -> None:
         self.sim = sim
+        self._faults = RestFaults(sim.faults)
         self._routes: list[tuple[str, str, re.Pattern, Callable[..., Reply]]] = []
         for method, template, fn in [
             ("GET", "/v2/account", self.account), ("GET", "/v2/clock", self.clock),
@@ -105,21 +157,22 @@ class RestServer:
         found = next(((template, fn, m) for verb, template, pattern, fn in self._routes
                       if verb == method and (m := pattern.match(path))), None)
         if found is None:
-            sim._count(f"{method} {path}")
+            sim.count_request(f"{method} {path}")
             return 404, error(40410000, f"route not found: {method} {path}")
         template, fn, m = found
-        sim._count(f"{method} {template}")
+        route = f"{method} {template}"
+        sim.count_request(route)
         internal = template.startswith("/_sim")
         if not internal and (headers.get("APCA-API-KEY-ID"),
                              headers.get("APCA-API-SECRET-KEY")) != sim.keys:
             return 401, _UNAUTHORIZED
         fault = None
         if not internal:
-            fault = sim._rest_faults.next(method == "POST" and template == "/v2/orders")
+            fault = self._faults.next(method == "POST" and template == "/v2/orders")
             if fault.slow:
-                sim._closing.wait(fault.slow)
+                sim.pause(fault.slow)
             if fault.status is not None and not fault.after_create:
-                sim._record_fault(method, template, fault.status, created=False)
+                sim.record_fault(route, fault.status, created=False)
                 return fault.status, error(fault.status * 100000, "injected fault")
         try:
             body = json.loads(raw) if raw else None
@@ -133,20 +186,18 @@ class RestServer:
             log.exception("sim route %s %s failed", method, path)
             status, answer = 500, error(50010000, f"internal error: {exc}")
         if status >= 400:
-            sim.rejections.append((status, answer))
+            sim.record_rejection(status, answer)
         if fault is not None and fault.status is not None:      # after creating the order
-            sim._record_fault(method, template, fault.status, created=status < 300)
+            sim.record_fault(route, fault.status, created=status < 300)
             return fault.status, error(fault.status * 100000, "injected fault")
         return status, answer
 
     # -- trading ---------------------------------------------------------------------------
     def account(self, **_: Any) -> Reply:
-        with self.sim._lock:
-            return 200, self.sim.exchange.account_json(self.sim.account_id)
+        return 200, self.sim.get_account()
 
     def clock(self, **_: Any) -> Reply:
-        with self.sim._lock:
-            return 200, clock_json(self.sim.now, self.sim._book)
+        return 200, self.sim.get_clock()
 
     def calendar(self, query: dict[str, str], **_: Any) -> Reply:
         today = pd.Timestamp(self.sim.now).tz_convert("America/New_York").date()
@@ -155,174 +206,102 @@ class RestServer:
             end = pd.Timestamp(query["end"]).date() if query.get("end") else (
                 start + pd.Timedelta(days=30))
         except ValueError:
-            raise ApiError(422, 42210000, "invalid start or end") from None
-        with self.sim._lock:
-            return 200, calendar_json(self.sim._book.between(start, end))
+            raise unprocessable("invalid start or end") from None
+        return 200, self.sim.get_calendar(start, end)
 
     def submit(self, body: Any, **_: Any) -> Reply:
-        with self.sim._lock:
-            order, events = self.sim.exchange.submit(body)
-            self.sim._publish(events)
-            return 200, order.json()
+        return 200, self.sim.submit_order(body)
 
     def orders(self, query: dict[str, str], **_: Any) -> Reply:
         status = query.get("status", "open")
         if status not in ("open", "closed", "all"):
-            raise ApiError(422, 42210000, f"invalid status {status}")
-        after, until = _time(query, "after"), _time(query, "until")
+            raise unprocessable(f"invalid status {status}")
         try:
             limit = min(int(query.get("limit") or 50), 500)
         except ValueError:
-            raise ApiError(422, 42210000, "invalid limit") from None
-        direction = query.get("direction", "desc")
-        nested = _flag(query.get("nested"))
+            raise unprocessable("invalid limit") from None
         symbols = {s for s in (query.get("symbols") or "").split(",") if s}
-        side = query.get("side")
-        with self.sim._lock:
-            found = []
-            for order in self.sim.exchange.orders:
-                parts = [order] if nested else [order, *order.legs]
-                for part in parts:
-                    if status == "open" and part.status not in OPEN_STATUSES:
-                        continue
-                    if status == "closed" and part.status in OPEN_STATUSES:
-                        continue
-                    if after is not None and not part.created_at > after:
-                        continue
-                    if until is not None and not part.created_at <= until:
-                        continue
-                    names = {part.symbol, *(leg.symbol for leg in part.legs)}
-                    if symbols and not symbols & names:
-                        continue
-                    if side and part.side != side:
-                        continue
-                    found.append(part)
-            if direction == "desc":
-                found.reverse()
-            return 200, [o.json(nested=nested) for o in found[:limit]]
+        return 200, self.sim.get_orders(
+            status=status, after=_time(query, "after"), until=_time(query, "until"),
+            limit=limit, direction=query.get("direction", "desc"),
+            nested=_flag(query.get("nested")), symbols=symbols, side=query.get("side"))
 
     def by_client_id(self, query: dict[str, str], **_: Any) -> Reply:
-        cid = query.get("client_order_id", "")
-        with self.sim._lock:
-            order = self.sim.exchange.by_client.get(cid)
-            if order is None:
-                raise ApiError(404, 40410000, f"order not found for client_order_id {cid}")
-            return 200, order.json()
+        return 200, self.sim.get_order_by_client_id(query.get("client_order_id", ""))
 
     def order(self, id: str, **_: Any) -> Reply:   # noqa: A002 - the route's name
-        with self.sim._lock:
-            return 200, self.sim.exchange.find(id).json()
+        return 200, self.sim.get_order(id)
 
     def cancel(self, id: str, **_: Any) -> Reply:   # noqa: A002
-        with self.sim._lock:
-            self.sim._publish(self.sim.exchange.cancel(id))
-            return 204, None
+        self.sim.cancel_order(id)
+        return 204, None
 
     def replace(self, **_: Any) -> Reply:
-        raise ApiError(422, 42210000, "order replacement is not supported by the simulator")
+        raise unprocessable("order replacement is not supported by the simulator")
 
     def cancel_all(self, **_: Any) -> Reply:
-        with self.sim._lock:
-            items, events = self.sim.exchange.cancel_all()
-            self.sim._publish(events)
-            return 207, items
+        return 207, self.sim.cancel_orders()
 
     def positions(self, **_: Any) -> Reply:
-        with self.sim._lock:
-            ex = self.sim.exchange
-            return 200, [ex.position_json(p) for p in ex.positions.values()]
+        return 200, self.sim.get_positions()
 
     def position(self, symbol: str, **_: Any) -> Reply:
-        with self.sim._lock:
-            pos = self.sim.exchange.positions.get(symbol)
-            if pos is None:
-                raise ApiError(404, 40410000, "position does not exist")
-            return 200, self.sim.exchange.position_json(pos)
+        return 200, self.sim.get_position(symbol)
 
     def close_position(self, symbol: str, query: dict[str, str], **_: Any) -> Reply:
         try:
             qty = float(query["qty"]) if query.get("qty") else None
             pct = float(query["percentage"]) if query.get("percentage") else None
         except ValueError:
-            raise ApiError(422, 42210000, "invalid qty or percentage") from None
-        with self.sim._lock:
-            order, events = self.sim.exchange.close_position(symbol, qty, pct)
-            self.sim._publish(events)
-            return 200, order.json()
+            raise unprocessable("invalid qty or percentage") from None
+        return 200, self.sim.close_position(symbol, qty, pct)
 
     def close_all(self, query: dict[str, str], **_: Any) -> Reply:
-        with self.sim._lock:
-            ex = self.sim.exchange
-            if _flag(query.get("cancel_orders")):
-                self.sim._publish(ex.cancel_all()[1])
-            out = []
-            for symbol in list(ex.positions):
-                try:
-                    order, events = ex.close_position(symbol)
-                    self.sim._publish(events)
-                    out.append({"symbol": symbol, "status": 200, "order_id": order.id,
-                                "body": order.json()})
-                except ApiError as exc:
-                    out.append({"symbol": symbol, "status": exc.status, "body": exc.body()})
-            return 207, out
+        return 207, self.sim.close_all_positions(_flag(query.get("cancel_orders")))
 
     def asset(self, symbol: str, **_: Any) -> Reply:
-        sim = self.sim
-        try:
-            sim.exchange._check_symbol(symbol)
-        except ApiError:
-            raise ApiError(404, 40410000, f"asset not found for {symbol}") from None
-        return 200, asset_json(symbol)
+        return 200, self.sim.get_asset(symbol)
 
     # -- market data -----------------------------------------------------------------------
     def bars(self, query: dict[str, str], **_: Any) -> Reply:
         timeframe = query.get("timeframe", "")
         if timeframe != "1Min":
-            raise ApiError(422, 42210000,
-                           f"timeframe {timeframe!r} is not supported by the simulator (1Min)")
+            raise unprocessable(
+                f"timeframe {timeframe!r} is not supported by the simulator (1Min)")
         symbols = [s for s in (query.get("symbols") or "").split(",") if s]
         if not symbols:
-            raise ApiError(422, 42210000, "symbols is required")
+            raise unprocessable("symbols is required")
         start, end = _time(query, "start"), _time(query, "end")
         try:
             limit = int(query.get("limit") or 1000)
             offset = int(base64.b64decode(query["page_token"]).decode()) if query.get(
                 "page_token") else 0
         except ValueError:
-            raise ApiError(422, 42210000, "invalid limit or page_token") from None
+            raise unprocessable("invalid limit or page_token") from None
         if not 1 <= limit <= 10000:
-            raise ApiError(422, 42210000, "limit must be between 1 and 10000")
+            raise unprocessable("limit must be between 1 and 10000")
         sim = self.sim
         if sim.symbol not in symbols:
             return 200, {"bars": {}, "next_page_token": None}
-        with sim._lock:
-            rows = sim._complete_rows(start, end)
-        if query.get("sort") == "desc":
-            rows = rows[::-1]
-        page = rows[offset:offset + limit]
-        more = offset + limit < len(rows)
+        page, more = sim.get_bars(start, end, offset, limit, query.get("sort") == "desc")
         token = base64.b64encode(str(offset + limit).encode()).decode() if more else None
-        bars = {sim.symbol: [sim._bar_json(i) for i in page]} if len(page) else {}
-        return 200, {"bars": bars, "next_page_token": token}
+        return 200, {"bars": {sim.symbol: page} if page else {}, "next_page_token": token}
 
     def latest_bars(self, query: dict[str, str], **_: Any) -> Reply:
         sim = self.sim
         symbols = [s for s in (query.get("symbols") or "").split(",") if s]
-        with sim._lock:
-            rows = sim._complete_rows(None, None)
-        if sim.symbol not in symbols or not len(rows):
-            return 200, {"bars": {}}
-        return 200, {"bars": {sim.symbol: sim._bar_json(int(rows[-1]))}}
+        bar = sim.get_latest_bar() if sim.symbol in symbols else None
+        return 200, {"bars": {sim.symbol: bar} if bar is not None else {}}
 
     # -- sim-only --------------------------------------------------------------------------
     def ready(self, body: Any, **_: Any) -> Reply:
         text = body.get("t") if isinstance(body, dict) else None
         if not isinstance(text, str):
-            raise ApiError(422, 42210000, 'body must be {"t": "<ISO time>"}')
+            raise unprocessable('body must be {"t": "<ISO time>"}')
         try:
             t = pd.Timestamp(text)          # naive: New York wall-clock (backtrader's clock)
         except ValueError:
-            raise ApiError(422, 42210000, f"invalid t: {text}") from None
+            raise unprocessable(f"invalid t: {text}") from None
         self.sim.ready(t)
         return 200, self.status()[1]
 
@@ -331,7 +310,7 @@ class RestServer:
         nxt = sim.next_bar_start
         return 200, {"now": iso(sim.now), "next_bar": iso(nxt) if nxt is not None else None,
                      "finished": sim.finished.is_set(), "bars_left": sim.bars_left,
-                     "cash": num(sim.exchange.cash)}
+                     "cash": num(sim.cash)}
 
 
 def _handler_class(server: RestServer) -> type[BaseHTTPRequestHandler]:

@@ -1,5 +1,10 @@
 """The Simulator: one local Alpaca (paper trading REST, trade_updates stream, stock bars REST
 and the bar stream) replaying a DataFrame of 1-minute bars, bar by bar.
+
+Its public API is what the servers use: the methods named after alpaca-py's
+``TradingClient`` (``get_account``, ``submit_order``, ``cancel_order``, ...) answer with the
+JSON the REST route sends (or raise :class:`~mtbt.sim.errors.ApiError`), and deliver the
+trade_updates events the change causes.
 """
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterable
 from typing import Any
 
 import msgpack
@@ -16,11 +22,16 @@ import pandas as pd
 
 from mtbt.options.chain import ChainModel
 from mtbt.sessions import NY
+from mtbt.sim.account import Execution
 from mtbt.sim.calendar import SessionBook
-from mtbt.sim.exchange import BarRow, Exchange, Execution, SimOrder
-from mtbt.sim.faults import Faults, RestFaults
+from mtbt.sim.errors import ApiError
+from mtbt.sim.exchange import Exchange
+from mtbt.sim.faults import Faults
+from mtbt.sim.market import BarRow
+from mtbt.sim.orders import SimOrder
 from mtbt.sim.rest import RestServer
 from mtbt.sim.streams import StreamServer
+from mtbt.sim.wire import asset_json, calendar_json, clock_json, order_json
 
 __all__ = ["Simulator"]
 
@@ -72,8 +83,9 @@ class Simulator:
         self._k = int(np.searchsorted(self._ns, self._start.as_unit("ns").value, "left"))
         self.first_live = self._k
         first, last = self._index[0].date(), self._index[-1].date()
-        self._book = SessionBook(first - dt.timedelta(days=10), last + dt.timedelta(days=40))
-        self.exchange = Exchange(symbol, cash, slippage, self.chain_model, self._book,
+        self._sessions = SessionBook(first - dt.timedelta(days=10),
+                                     last + dt.timedelta(days=40))
+        self.exchange = Exchange(symbol, cash, slippage, self.chain_model, self._sessions,
                                  self._start, partial_fills=self.faults.partial_fills)
         if self._k > 0:
             self.exchange.last_bar = self._row(self._k - 1)
@@ -88,7 +100,6 @@ class Simulator:
         self._closing = threading.Event()
         self._ack: pd.Timestamp | None = None
         self._last_emitted: pd.Timestamp | None = None
-        self._rest_faults = RestFaults(self.faults)
         self._rest = RestServer(self)
         self._streams = StreamServer(self.keys, self.faults.drop_streams_every,
                                      on_change=self._notify)
@@ -144,24 +155,24 @@ class Simulator:
     @property
     def orders(self) -> list[SimOrder]:
         """All accepted orders (top level; legs in ``.legs``), in order of acceptance."""
-        return list(self.exchange.orders)
+        return list(self.exchange.book.orders)
 
     @property
     def executions(self) -> list[Execution]:
-        return list(self.exchange.executions)
+        return list(self.exchange.account.executions)
 
     @property
     def settlements(self) -> list[dict[str, Any]]:
-        return list(self.exchange.settlements)
+        return list(self.exchange.account.settlements)
 
     @property
     def cash(self) -> float:
-        return self.exchange.cash
+        return self.exchange.account.cash
 
     def positions(self) -> dict[str, float]:
         """{symbol: signed qty}."""
         with self._lock:
-            return {s: p.qty for s, p in self.exchange.positions.items()}
+            return {s: p.qty for s, p in self.exchange.account.positions.items()}
 
     @property
     def bar_subscribers(self) -> int:
@@ -268,6 +279,152 @@ class Simulator:
         with self._cond:
             self._cond.notify_all()
 
+    # -- Alpaca's trading API, in process: each answers what its REST route sends --------------
+    def get_account(self) -> dict[str, Any]:
+        """``GET /v2/account``: the TradeAccount."""
+        with self._lock:
+            return self.exchange.account_json(self.account_id)
+
+    def get_clock(self) -> dict[str, Any]:
+        """``GET /v2/clock``: the Clock at :attr:`now`."""
+        with self._lock:
+            return clock_json(self.now, self._sessions)
+
+    def get_calendar(self, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
+        """``GET /v2/calendar``: the XNYS sessions dated ``start`` to ``end`` inclusive."""
+        with self._lock:
+            return calendar_json(self._sessions.between(start, end))
+
+    def get_asset(self, symbol: str) -> dict[str, Any]:
+        """``GET /v2/assets/{symbol}``: the underlying or a live option on it (else 404)."""
+        with self._lock:
+            self.exchange.check_asset(symbol)
+        return asset_json(symbol)
+
+    def submit_order(self, body: Any) -> dict[str, Any]:
+        """``POST /v2/orders``: accept the order ``body`` asks for and send its ``new``
+        event; the order."""
+        with self._lock:
+            order, events = self.exchange.submit(body)
+            self._publish(events)
+            return order_json(order)
+
+    def get_orders(self, status: str = "open", after: pd.Timestamp | None = None,
+                   until: pd.Timestamp | None = None, limit: int = 50,
+                   direction: str = "desc", nested: bool = False,
+                   symbols: Iterable[str] = (), side: str | None = None
+                   ) -> list[dict[str, Any]]:
+        """``GET /v2/orders``: up to ``limit`` orders (``status`` open, closed or all;
+        created in (after, until]; touching ``symbols``; on ``side``), newest first unless
+        ``direction`` is ``asc``; top-level ones with their legs when ``nested``."""
+        with self._lock:
+            found = self.exchange.book.select(status, after, until, nested, set(symbols),
+                                              side)
+            if direction == "desc":
+                found.reverse()
+            return [order_json(o, nested=nested) for o in found[:limit]]
+
+    def get_order(self, order_id: str) -> dict[str, Any]:
+        """``GET /v2/orders/{order_id}``: an order or leg (404 if unknown)."""
+        with self._lock:
+            return order_json(self.exchange.book.find(order_id))
+
+    def get_order_by_client_id(self, client_order_id: str) -> dict[str, Any]:
+        """``GET /v2/orders:by_client_order_id``: the order (404 if unknown)."""
+        with self._lock:
+            return order_json(self.exchange.book.find_client(client_order_id))
+
+    def cancel_order(self, order_id: str) -> None:
+        """``DELETE /v2/orders/{order_id}``: cancel an open order (the whole oco pair or
+        mleg) and send its events; 422 if it is no longer open."""
+        with self._lock:
+            self._publish(self.exchange.cancel(order_id))
+
+    def cancel_orders(self) -> list[dict[str, Any]]:
+        """``DELETE /v2/orders``: cancel every open order; ``{"id", "status"}`` per order."""
+        with self._lock:
+            items, events = self.exchange.cancel_all()
+            self._publish(events)
+            return items
+
+    def get_positions(self) -> list[dict[str, Any]]:
+        """``GET /v2/positions``: every open Position."""
+        with self._lock:
+            return self.exchange.positions_json()
+
+    def get_position(self, symbol: str) -> dict[str, Any]:
+        """``GET /v2/positions/{symbol}``: the Position (404 if flat)."""
+        with self._lock:
+            return self.exchange.position_json(symbol)
+
+    def close_position(self, symbol: str, qty: float | None = None,
+                       percentage: float | None = None) -> dict[str, Any]:
+        """``DELETE /v2/positions/{symbol}``: a market order closing ``qty`` (or
+        ``percentage``, or all) of the position; the order."""
+        with self._lock:
+            order, events = self.exchange.close_position(symbol, qty, percentage)
+            self._publish(events)
+            return order_json(order)
+
+    def close_all_positions(self, cancel_orders: bool = False) -> list[dict[str, Any]]:
+        """``DELETE /v2/positions``: close every position (after cancelling every open order
+        when ``cancel_orders``); ``{"symbol", "status", "order_id"?, "body"}`` per position."""
+        with self._lock:
+            if cancel_orders:
+                self._publish(self.exchange.cancel_all()[1])
+            out = []
+            for symbol in list(self.exchange.account.positions):
+                try:
+                    order, events = self.exchange.close_position(symbol)
+                except ApiError as exc:
+                    out.append({"symbol": symbol, "status": exc.status, "body": exc.body()})
+                    continue
+                self._publish(events)
+                out.append({"symbol": symbol, "status": 200, "order_id": order.id,
+                            "body": order_json(order)})
+            return out
+
+    # -- market data -----------------------------------------------------------------------
+    def get_bars(self, start: pd.Timestamp | None, end: pd.Timestamp | None,
+                 offset: int = 0, limit: int = 10_000, descending: bool = False
+                 ) -> tuple[list[dict[str, Any]], bool]:
+        """``GET /v2/stocks/bars`` for :attr:`symbol`: the bars complete at :attr:`now` that
+        start in [start, end], oldest first (or newest first), from ``offset`` on, at most
+        ``limit`` of them; and whether more follow."""
+        with self._lock:
+            rows = self._complete_rows(start, end)
+        if descending:
+            rows = rows[::-1]
+        page = rows[offset:offset + limit]
+        return [self._bar_json(int(i)) for i in page], offset + limit < len(rows)
+
+    def get_latest_bar(self) -> dict[str, Any] | None:
+        """``GET /v2/stocks/bars/latest`` for :attr:`symbol`: the last complete bar, if any."""
+        with self._lock:
+            rows = self._complete_rows(None, None)
+        return self._bar_json(int(rows[-1])) if len(rows) else None
+
+    # -- what the REST server reports --------------------------------------------------------
+    def count_request(self, route: str) -> None:
+        """Count one request to ``route`` (``"METHOD /template"``) in :attr:`requests`."""
+        with self._cond:
+            self.requests[route] += 1
+
+    def record_fault(self, route: str, status: int, created: bool) -> None:
+        """Note an injected REST error (``error_every``) in :attr:`injected`; ``created``:
+        the order was created before the error was answered."""
+        with self._cond:
+            self.injected.append({"route": route, "status": status, "created": created})
+
+    def record_rejection(self, status: int, body: dict[str, Any]) -> None:
+        """Note an error answer (status >= 400) in :attr:`rejections`."""
+        with self._cond:
+            self.rejections.append((status, body))
+
+    def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` (a slow request), or less if the simulator is closing."""
+        self._closing.wait(seconds)
+
     # -- internals -------------------------------------------------------------------------
     def _row(self, i: int) -> BarRow:
         v = self._values
@@ -303,15 +460,6 @@ class Simulator:
         lo = 0 if start is None else int(np.searchsorted(self._ns, start.as_unit("ns").value,
                                                          "left"))
         return np.arange(lo, max(lo, hi))
-
-    def _count(self, route: str) -> None:
-        with self._cond:
-            self.requests[route] += 1
-
-    def _record_fault(self, method: str, route: str, status: int, created: bool) -> None:
-        with self._cond:
-            self.injected.append({"route": f"{method} {route}", "status": status,
-                                  "created": created})
 
     def _publish(self, events: list[dict], step: bool = False) -> None:
         if not events:

@@ -1,5 +1,6 @@
 """JSON shapes Alpaca's API speaks (see shared/reference/alpaca_wire.md): numbers, times,
-orders, positions, account, clock, calendar, assets, bars and error bodies."""
+orders, positions, account, clock, calendar, assets and error bodies. Pure functions of the
+values they are given."""
 from __future__ import annotations
 
 import datetime as dt
@@ -10,14 +11,14 @@ import pandas as pd
 
 from mtbt.options.occ import OCC
 from mtbt.sessions import NY
+from mtbt.sim.orders import SimOrder
 
 if TYPE_CHECKING:
     from mtbt.sessions import Session
     from mtbt.sim.calendar import SessionBook
-    from mtbt.sim.exchange import SimOrder
 
-__all__ = ["OCC", "asset_id", "asset_json", "calendar_json", "clock_json", "error",
-           "iso", "num", "order_json", "parse_time"]
+__all__ = ["OCC", "account_json", "asset_id", "asset_json", "calendar_json", "clock_json",
+           "error", "iso", "num", "order_json", "parse_time", "position_json"]
 
 _NS = uuid.UUID("6f1b2d1e-5a57-4c55-9f65-6d7462740000")
 
@@ -93,6 +94,51 @@ def order_json(order: SimOrder, nested: bool = True) -> dict[str, Any]:
         "legs": [order_json(leg) for leg in order.legs] if (nested and order.legs) else None,
     }
     return body
+
+
+def position_json(symbol: str, qty: float, avg_entry_price: float, asset_class: str,
+                  mark: float | None, available: float, multiplier: int) -> dict[str, Any]:
+    """A Position; ``mark`` per share (the entry price when unknown), ``available`` the signed
+    qty not held by open orders, ``multiplier`` shares per contract (1 for equities)."""
+    option = asset_class == "us_option"
+    price = avg_entry_price if mark is None else mark
+    cost = qty * avg_entry_price * multiplier
+    value = qty * price * multiplier
+    plpc = num((value - cost) / abs(cost) if cost else 0.0)
+    return {"asset_id": asset_id(symbol), "symbol": symbol,
+            "exchange": "" if option else "ARCA", "asset_class": asset_class,
+            "asset_marginable": not option, "avg_entry_price": num(avg_entry_price),
+            "qty": num(qty), "qty_available": num(available),
+            "side": "long" if qty > 0 else "short", "market_value": num(value),
+            "cost_basis": num(cost), "unrealized_pl": num(value - cost),
+            "unrealized_plpc": plpc, "unrealized_intraday_pl": num(value - cost),
+            "unrealized_intraday_plpc": plpc, "current_price": num(price),
+            "lastday_price": num(price), "change_today": "0"}
+
+
+def account_json(account_id: str, cash: float, long: float, short: float,
+                 last_equity: float) -> dict[str, Any]:
+    """A TradeAccount (a 4x margin account) from cash and the long and short market values."""
+    equity = cash + long + short
+    gross = long - short
+    power = max(4 * equity - gross, 0.0)
+    return {"id": account_id, "account_number": "SIM000001", "status": "ACTIVE",
+            "crypto_status": "INACTIVE", "currency": "USD", "cash": num(cash),
+            "portfolio_value": num(equity), "equity": num(equity),
+            "last_equity": num(last_equity), "long_market_value": num(long),
+            "short_market_value": num(short), "buying_power": num(power),
+            "regt_buying_power": num(max(2 * equity - gross, 0.0)),
+            "daytrading_buying_power": num(power),
+            "non_marginable_buying_power": num(max(cash, 0.0)),
+            "options_buying_power": num(max(cash, 0.0)),
+            "initial_margin": num(gross / 2), "maintenance_margin": num(gross / 4),
+            "sma": "0", "multiplier": "4", "daytrade_count": 0,
+            "pattern_day_trader": False, "trading_blocked": False,
+            "transfers_blocked": False, "account_blocked": False,
+            "trade_suspended_by_user": False, "shorting_enabled": True,
+            "options_approved_level": 3, "options_trading_level": 3,
+            "created_at": "2020-01-01T00:00:00Z", "accrued_fees": "0",
+            "pending_transfer_in": "0"}
 
 
 def clock_json(now: pd.Timestamp, book: SessionBook) -> dict[str, Any]:
