@@ -39,6 +39,7 @@ with warnings.catch_warnings():          # alpaca-py imports websockets.legacy
         LimitOrderRequest,
         MarketOrderRequest,
         OptionLegRequest,
+        ReplaceOrderRequest,
         StopLossRequest,
         StopOrderRequest,
         TakeProfitRequest,
@@ -392,6 +393,219 @@ def test_shorts_and_day_orders_expire_at_the_close(make_sim) -> None:
     assert tc.get_order_by_id(day_limit.id).status == OrderStatus.EXPIRED
     assert tc.get_order_by_id(gtc_limit.id).status == OrderStatus.NEW
     assert feed.wait(1, "expired")[0].order.id == day_limit.id
+
+
+# -- replacing orders (PATCH /v2/orders/{id}) ------------------------------------------------
+def stop(qty: float, stop_price: float, side: OrderSide = OrderSide.SELL, **kw) -> StopOrderRequest:
+    return StopOrderRequest(symbol="SPY", qty=qty, side=side, time_in_force=TimeInForce.GTC,
+                            stop_price=stop_price, **kw)
+
+
+def oco_exit(qty: float, take: float, stop_price: float) -> LimitOrderRequest:
+    return LimitOrderRequest(symbol="SPY", qty=qty, side=OrderSide.SELL,
+                             time_in_force=TimeInForce.GTC, order_class=OrderClass.OCO,
+                             take_profit=TakeProfitRequest(limit_price=take),
+                             stop_loss=StopLossRequest(stop_price=stop_price))
+
+
+def test_replacing_a_stop_moves_it_and_it_fills_at_the_new_price(make_sim) -> None:
+    sim = make_sim()
+    feed = trade_feed(sim)
+    tc = client(sim)
+    tc.submit_order(market(10))
+    sim.step()                                                   # bar k: long 10
+    old = tc.submit_order(stop(10, 400.0, client_order_id="stop-1"))
+    new = tc.replace_order_by_id(old.id, ReplaceOrderRequest(stop_price=470.3,
+                                                             client_order_id="stop-2"))
+    assert new.id != old.id and str(new.replaces) == str(old.id)
+    assert new.client_order_id == "stop-2" and new.status == OrderStatus.NEW
+    assert float(new.stop_price) == 470.3 and float(new.qty) == 10
+    assert new.type == OrderType.STOP and new.time_in_force == TimeInForce.GTC
+    was = tc.get_order_by_id(old.id)
+    assert was.status == OrderStatus.REPLACED and str(was.replaced_by) == str(new.id)
+    assert was.replaced_at == sim.now and float(was.stop_price) == 400.0
+    replaced, created = feed.wait(1, "replaced")[0], feed.wait(3, "new")[2]
+    assert replaced.order.id == old.id and replaced.order.status == OrderStatus.REPLACED
+    assert created.order.id == new.id and str(created.order.replaces) == str(old.id)
+    events = [(u.event, str(u.order.id)) for u in feed.updates]
+    assert events.index(("replaced", str(old.id))) < events.index(("new", str(new.id)))
+    assert [o.id for o in tc.get_orders(GetOrdersRequest(status="open"))] == [new.id]
+    sim.step()                                                   # bar k+1: low 470.25
+    fill = feed.wait(2, "fill")[1]
+    assert fill.order.id == new.id
+    assert fill.price == stop_fill(-1, 470.3, ohlc(sim, HISTORY + 1), SLIP)
+    assert sim.positions() == {} and len(sim.executions) == 2
+    assert tc.get_order_by_id(old.id).status == OrderStatus.REPLACED
+    assert sim.requests["PATCH /v2/orders/{id}"] == 1
+
+
+def test_replacing_a_limits_price_and_qty(make_sim) -> None:
+    sim = make_sim()
+    tc = client(sim)
+    old = tc.submit_order(LimitOrderRequest(symbol="SPY", qty=5, side=OrderSide.BUY,
+                                            time_in_force=TimeInForce.DAY, limit_price=400))
+    new = tc.replace_order_by_id(old.id, ReplaceOrderRequest(limit_price=470.6, qty=3))
+    uuid.UUID(new.client_order_id)                          # none given: a fresh one
+    assert new.client_order_id != old.client_order_id
+    assert float(new.limit_price) == 470.6 and float(new.qty) == 3
+    assert new.time_in_force == TimeInForce.DAY
+    sim.step()
+    done = tc.get_order_by_id(new.id)
+    assert done.status == OrderStatus.FILLED and float(done.filled_qty) == 3
+    assert float(done.filled_avg_price) == limit_fill(1, 470.6, ohlc(sim, HISTORY), SLIP)
+    assert tc.get_order_by_id(old.id).status == OrderStatus.REPLACED
+    assert sim.positions() == {"SPY": 3}
+    closed = tc.get_orders(GetOrdersRequest(status="closed", direction="asc"))
+    assert [(o.id, o.status) for o in closed] == [(old.id, OrderStatus.REPLACED),
+                                                  (new.id, OrderStatus.FILLED)]
+
+
+def test_replace_refusals(make_sim) -> None:
+    sim = make_sim()
+    feed = trade_feed(sim)
+    tc = client(sim)
+    filled = tc.submit_order(market(10))
+    sim.step()
+
+    def refused(order_id, status: int, message: str, **changes) -> None:
+        with pytest.raises(APIError) as err:
+            tc.replace_order_by_id(order_id, ReplaceOrderRequest(**changes))
+        assert (err.value.status_code, err.value.message) == (status, message)
+
+    refused(filled.id, 422, 'order is already in "filled" state', qty=5)
+    missing = str(uuid.uuid4())
+    refused(missing, 404, f"order not found for {missing}", qty=5)
+    working = tc.submit_order(LimitOrderRequest(symbol="SPY", qty=2, side=OrderSide.SELL,
+                                                time_in_force=TimeInForce.GTC,
+                                                limit_price=500, client_order_id="tp"))
+    refused(working.id, 422, "order parameters are not changed", limit_price=500)
+    refused(working.id, 422, "limit orders must not have stop_price", stop_price=450)
+    refused(working.id, 422, "limit orders must not have trail", trail=1.0)
+    refused(working.id, 422, "client_order_id must be unique", limit_price=501,
+            client_order_id="tp")
+    refused(working.id, 403, "insufficient qty available for order (requested: 11, "
+            "available: 10)", qty=11)
+    moved = tc.replace_order_by_id(working.id, ReplaceOrderRequest(limit_price=501))
+    refused(working.id, 422, 'order is already in "replaced" state', limit_price=502)
+    tc.cancel_order_by_id(moved.id)
+    refused(moved.id, 422, 'order is already in "canceled" state', limit_price=502)
+    assert [u.event for u in feed.updates if u.event == "replaced"] == ["replaced"]
+    assert {o.status for o in sim.orders} == {"filled", "replaced", "canceled"}
+
+
+def test_moving_the_stop_leg_of_an_oco_pair(make_sim) -> None:
+    """The paper trader's trail: PATCH the oco's stop leg; the pair stays (the parent keeps
+    its id, the new leg takes the old one's place) and works at the new stop."""
+    sim = make_sim()
+    feed = trade_feed(sim)
+    tc = client(sim)
+    tc.submit_order(market(10))
+    sim.step()
+    oco = tc.submit_order(oco_exit(10, take=500.0, stop_price=400.0))
+    leg = oco.legs[0]
+    new = tc.replace_order_by_id(leg.id, ReplaceOrderRequest(stop_price=470.3,
+                                                             client_order_id="trail-1"))
+    assert str(new.replaces) == str(leg.id) and new.order_class == OrderClass.OCO
+    assert new.type == OrderType.STOP and float(new.stop_price) == 470.3
+    pair = tc.get_order_by_id(oco.id)
+    assert pair.status == OrderStatus.NEW and float(pair.limit_price) == 500.0
+    assert [(lg.id, float(lg.stop_price)) for lg in pair.legs] == [(new.id, 470.3)]
+    assert tc.get_order_by_id(leg.id).status == OrderStatus.REPLACED
+    assert tc.get_order_by_client_id("trail-1").id == new.id
+    assert float(tc.get_open_position("SPY").qty_available) == 0      # still held by the pair
+    assert feed.wait(1, "replaced")[0].order.id == leg.id
+    with pytest.raises(APIError) as err:
+        tc.replace_order_by_id(new.id, ReplaceOrderRequest(qty=5))
+    assert err.value.status_code == 422
+    with pytest.raises(APIError) as err:                # the old leg is done with
+        tc.cancel_order_by_id(leg.id)
+    assert err.value.message == 'order is already in "replaced" state'
+    assert tc.get_order_by_id(oco.id).status == OrderStatus.NEW
+    sim.step()
+    fill = feed.wait(2, "fill")[1]
+    assert fill.order.id == new.id
+    assert fill.price == stop_fill(-1, 470.3, ohlc(sim, HISTORY + 1), SLIP)
+    assert feed.wait(1, "canceled")[0].order.id == oco.id
+    assert sim.positions() == {}
+
+
+def test_replacing_the_limit_of_an_oco_pair_keeps_its_stop_leg(make_sim) -> None:
+    sim = make_sim()
+    tc = client(sim)
+    tc.submit_order(market(4))
+    sim.step()
+    oco = tc.submit_order(oco_exit(4, take=500.0, stop_price=400.0))
+    new = tc.replace_order_by_id(oco.id, ReplaceOrderRequest(limit_price=470.6))
+    assert new.order_class == OrderClass.OCO and [lg.id for lg in new.legs] == [oco.legs[0].id]
+    assert tc.get_order_by_id(oco.id).status == OrderStatus.REPLACED
+    sim.step()
+    done = tc.get_order_by_id(new.id)
+    assert done.status == OrderStatus.FILLED and float(done.filled_avg_price) == 470.6
+    assert done.legs[0].status == OrderStatus.CANCELED and sim.positions() == {}
+
+
+def test_replacing_a_partly_filled_order_leaves_its_fills_behind(make_sim) -> None:
+    """As Alpaca does (its docs; alpacahq/Alpaca-API#165): the new order copies the old one's
+    qty unless told otherwise and starts with nothing filled; the fills stay on the old one."""
+    sim = make_sim()
+    tc = client(sim)
+    tc.submit_order(market(10))
+    sim.step()
+    exit_ = tc.submit_order(LimitOrderRequest(symbol="SPY", qty=10, side=OrderSide.SELL,
+                                              time_in_force=TimeInForce.GTC, limit_price=500))
+    with sim._lock:                                # a partial fill, as a venue would give
+        part = sim.exchange.book.find(str(exit_.id))
+        sim.exchange.account.execute(part, 4, 500.0, sim.now, sim.now)
+    with pytest.raises(APIError) as err:           # 10 more would sell 4 shares not held
+        tc.replace_order_by_id(exit_.id, ReplaceOrderRequest(limit_price=499))
+    assert err.value.status_code == 403 and "available: 6" in err.value.message
+    new = tc.replace_order_by_id(exit_.id, ReplaceOrderRequest(limit_price=499, qty=6))
+    assert float(new.qty) == 6 and float(new.filled_qty) == 0
+    was = tc.get_order_by_id(exit_.id)
+    assert was.status == OrderStatus.REPLACED and float(was.filled_qty) == 4
+
+
+def test_replacing_an_mleg_limit_reprices_all_its_legs(make_sim) -> None:
+    model = ChainModel()
+    sim = make_sim(chain_model=model)
+    tc = client(sim)
+    row = sim._row(HISTORY)
+    chain = SyntheticChain(model, row.open, row.vix, dt.datetime(2024, 1, 3, 9, 40),
+                           sessions(DAY, DAY)[DAY].close)
+    net = chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)
+    legs = [OptionLegRequest(symbol="SPY240103C00462000", ratio_qty=1, side=OrderSide.BUY,
+                             position_intent=PositionIntent.BUY_TO_OPEN),
+            OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1, side=OrderSide.SELL,
+                             position_intent=PositionIntent.SELL_TO_OPEN)]
+    old = tc.submit_order(LimitOrderRequest(qty=1, order_class=OrderClass.MLEG, legs=legs,
+                                            time_in_force=TimeInForce.DAY, limit_price=1.0))
+    with pytest.raises(APIError) as err:                 # one leg alone: no
+        tc.replace_order_by_id(old.legs[0].id, ReplaceOrderRequest(qty=2))
+    assert err.value.status_code == 422
+    new = tc.replace_order_by_id(old.id, ReplaceOrderRequest(limit_price=round(net, 2)))
+    assert new.order_class == OrderClass.MLEG and float(new.limit_price) == round(net, 2)
+    assert [lg.symbol for lg in new.legs] == [lg.symbol for lg in old.legs]
+    was = tc.get_order_by_id(old.id)
+    assert was.status == OrderStatus.REPLACED
+    assert [str(lg.replaced_by) for lg in was.legs] == [str(lg.id) for lg in new.legs]
+    sim.step()
+    assert tc.get_order_by_id(new.id).status == OrderStatus.FILLED
+    assert sim.positions() == {"SPY240103C00462000": 1, "SPY240103C00470000": -1}
+
+
+def test_error_every_counts_replace_requests(make_sim) -> None:
+    sim = make_sim(faults=Faults(error_every=3))
+    tc = client(sim)
+    order = tc.submit_order(stop(1, 400.0, OrderSide.BUY))            # 1
+    tc.get_clock()                                                     # 2
+    with pytest.raises(APIError) as err:                               # 3: fails first
+        tc.replace_order_by_id(order.id, ReplaceOrderRequest(stop_price=480))
+    assert err.value.status_code == 500
+    assert sim.injected == [{"route": "PATCH /v2/orders/{id}", "status": 500,
+                             "created": False}]
+    assert tc.get_order_by_id(order.id).status == OrderStatus.NEW     # 4
+    new = tc.replace_order_by_id(order.id, ReplaceOrderRequest(stop_price=480))   # 5
+    assert float(new.stop_price) == 480
 
 
 # -- options ---------------------------------------------------------------------------------

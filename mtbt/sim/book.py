@@ -1,6 +1,6 @@
 """The order book: every accepted order and leg, found by id or client order id, the orders
 still working (and the position qty they hold), and the status changes that close orders
-(cancel, expire, reject) with their trade_updates events."""
+(cancel, expire, reject, replace) with their trade_updates events."""
 from __future__ import annotations
 
 import datetime as dt
@@ -134,9 +134,10 @@ class OrderBook:
         return events
 
     def cancel(self, order_id: str, now: pd.Timestamp) -> list[dict[str, Any]]:
-        """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open."""
+        """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open (a
+        replaced leg of a working pair included)."""
         order = self.find(order_id)
-        if not order.top.is_open:
+        if not (order.is_open and order.top.is_open):
             raise unprocessable(f'order is already in "{order.status}" state')
         return self.close(order.top, "canceled", now)
 
@@ -162,3 +163,28 @@ class OrderBook:
         for part in [*order.legs, order]:
             part.status, part.failed_at, part.updated_at = "rejected", now, now
         return [trade_update("rejected", order, now)]
+
+    def replace(self, old: SimOrder, new: SimOrder, now: pd.Timestamp) -> list[dict[str, Any]]:
+        """Put ``new`` in ``old``'s place: ``old`` becomes ``replaced`` (``replaced_by``,
+        ``replaced_at``), ``new`` ``replaces`` it; a replaced leg's successor takes its place
+        in the parent, a replaced oco parent hands its legs on, a replaced mleg's legs are
+        replaced one for one. The events: ``replaced`` (old), then ``new`` (new)."""
+        pairs = [(old, new)]
+        if old.order_class == "mleg":
+            pairs += zip(old.legs, new.legs, strict=True)
+        for was, now_is in pairs:
+            was.status, was.replaced_by = "replaced", now_is.id
+            was.replaced_at = was.updated_at = now
+            now_is.replaces = was.id
+        if old.parent is not None:
+            parent = old.parent
+            parent.legs[parent.legs.index(old)] = new
+            new.parent = parent
+            self._index(new)
+        else:
+            if old.order_class == "oco":
+                new.legs, old.legs = old.legs, []
+                for leg in new.legs:
+                    leg.parent = new
+            self.add(new)
+        return [trade_update("replaced", old, now), trade_update("new", new, now)]

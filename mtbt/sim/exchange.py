@@ -32,6 +32,8 @@ __all__ = ["Exchange"]
 
 log = logging.getLogger(__name__)
 
+#: statuses Alpaca will not replace from (the order is still on its way somewhere)
+_IN_FLIGHT = frozenset({"accepted", "pending_new", "pending_cancel", "pending_replace"})
 
 _DAY = dt.timedelta(days=1)
 
@@ -61,6 +63,24 @@ class Exchange:
         self.book.check_available(order, self._held())
         self.book.add(order)
         return order, [trade_update("new", order, self.now)]
+
+    def replace(self, order_id: str, body: Any) -> tuple[SimOrder, Events]:
+        """Replace an open order (or one leg of an open oco pair) with the changes of a
+        ``PATCH /v2/orders/{id}`` body: the new order and the events (``replaced``, ``new``).
+        404 for an unknown id, 422 for an order that is no longer open or still in flight,
+        403 when the new qty is more than the position has available."""
+        old = self.book.find(order_id)
+        if old.status in _IN_FLIGHT:
+            raise unprocessable(f'order in "{old.status}" state cannot be replaced yet')
+        if not (old.is_open and old.top.is_open):
+            raise unprocessable(f'order is already in "{old.status}" state')
+        body = {} if body is None else body
+        cid = self.intake.client_id(body)
+        self.book.check_client_id(cid)
+        new = self.intake.replacement(old, body, cid, self.now)
+        if old.parent is None:
+            self.book.check_available(new, self._held(), ignoring=old)
+        return new, self.book.replace(old, new, self.now)
 
     def cancel(self, order_id: str) -> Events:
         """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open."""

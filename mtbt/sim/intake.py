@@ -1,6 +1,6 @@
 """Order requests turned into orders: ``POST /v2/orders`` bodies (simple, oco and mleg option
-orders), validated the way Alpaca refuses them (422), limited to what the simulator can
-fill."""
+orders) and ``PATCH /v2/orders/{id}`` bodies (the replacing order), validated the way Alpaca
+refuses them (422), limited to what the simulator can fill."""
 from __future__ import annotations
 
 import datetime as dt
@@ -16,6 +16,9 @@ from mtbt.sim.market import is_option, parse_occ
 from mtbt.sim.orders import SimOrder
 
 __all__ = ["Intake"]
+
+#: the price fields each order type takes (a PATCH may change only those)
+_PRICES = {"market": (), "limit": ("limit_price",), "stop": ("stop_price",)}
 
 
 def _number(body: dict, key: str, required: bool = False) -> float | None:
@@ -176,3 +179,46 @@ class Intake:
             leg.parent = parent
             parent.legs.append(leg)
         return parent
+
+    # -- PATCH /v2/orders/{id} ---------------------------------------------------------------
+    def replacement(self, old: SimOrder, body: Any, cid: str, now: pd.Timestamp) -> SimOrder:
+        """The order that replaces the open order ``old``: ``old``'s attributes with those the
+        PATCH ``body`` gives (qty, time_in_force, limit_price, stop_price, trail) overriding
+        them, accepted ``now`` with nothing filled. 422 when a price field does not fit the
+        order type, when nothing changes, or (the simulator's limits) for an mleg leg and for
+        the qty or time in force of an oco order's two parts."""
+        body = _check_body(body)
+        if old.parent is not None and old.parent.order_class == "mleg":
+            raise unprocessable("the legs of an mleg order cannot be replaced by the "
+                                "simulator (replace the mleg order)")
+        for key in ("limit_price", "stop_price", "trail"):
+            if body.get(key) is not None and key not in _PRICES.get(old.type, ()):
+                raise unprocessable(f"{old.type} orders must not have {key}")
+        qty, limit, stop = (_number(body, k) for k in ("qty", "limit_price", "stop_price"))
+        tif = body.get("time_in_force")
+        changes = {k: v for k, v in (("qty", qty), ("time_in_force", tif),
+                                     ("limit_price", limit), ("stop_price", stop))
+                   if v is not None and v != getattr(old, k)}
+        if not changes:
+            raise unprocessable("order parameters are not changed")
+        if old.order_class == "oco" and ({"qty", "time_in_force"} & set(changes)):
+            raise unprocessable("the qty and time_in_force of an oco order cannot be replaced "
+                                "by the simulator (only its prices)")
+        qty = old.qty if qty is None else qty
+        if qty <= 0:
+            raise unprocessable("qty must be > 0")
+        tif = old.time_in_force if tif is None else tif
+        if tif not in ("day", "gtc"):
+            raise unprocessable(f"time_in_force {tif} is not supported by the simulator")
+        limit = old.limit_price if limit is None else limit
+        stop = old.stop_price if stop is None else stop
+        if old.order_class == "mleg":
+            legs = [{"symbol": leg.symbol, "ratio_qty": leg.ratio_qty, "side": leg.side,
+                     "position_intent": leg.position_intent} for leg in old.legs]
+            return self._mleg({"limit_price": limit, "legs": legs}, cid, qty, tif, old.type,
+                              now)
+        new = self._single({"symbol": old.symbol, "side": old.side, "limit_price": limit,
+                            "stop_price": stop, "position_intent": old.position_intent},
+                           cid, qty, tif, old.type, "simple", now)
+        new.order_class = old.order_class
+        return new

@@ -39,6 +39,9 @@ class SimOrder:
     canceled_at: pd.Timestamp | None = None
     expired_at: pd.Timestamp | None = None
     failed_at: pd.Timestamp | None = None
+    replaced_at: pd.Timestamp | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
     legs: list[SimOrder] = field(default_factory=list)
     parent: SimOrder | None = field(default=None, repr=False)
 

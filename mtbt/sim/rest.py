@@ -8,7 +8,8 @@ call the simulator's public API (:class:`Venue`), which answers with the JSON to
 
 Routes: ``GET /v2/account``, ``/v2/clock``, ``/v2/calendar``; ``POST /v2/orders``;
 ``GET``/``DELETE /v2/orders``; ``GET /v2/orders:by_client_order_id``; ``GET``/``DELETE
-/v2/orders/{id}``; ``PATCH /v2/orders/{id}`` (refused: 422); ``GET``/``DELETE /v2/positions``
+/v2/orders/{id}``; ``PATCH /v2/orders/{id}`` (replace an order: answers the new order, sends
+``replaced`` for the old one and ``new`` for the new one); ``GET``/``DELETE /v2/positions``
 and ``/v2/positions/{symbol}``; ``GET /v2/assets/{symbol}``; ``GET /v2/stocks/bars`` and
 ``/v2/stocks/bars/latest``; ``POST /_sim/ready``, ``GET /_sim/status``.
 """
@@ -61,6 +62,7 @@ class Venue(Protocol):
     def get_calendar(self, start: dt.date, end: dt.date) -> list[JSON]: ...
     def get_asset(self, symbol: str) -> JSON: ...
     def submit_order(self, body: Any) -> JSON: ...
+    def replace_order(self, order_id: str, body: Any) -> JSON: ...
     def get_orders(self, status: str = ..., after: pd.Timestamp | None = ...,
                    until: pd.Timestamp | None = ..., limit: int = ..., direction: str = ...,
                    nested: bool = ..., symbols: Iterable[str] = ...,
@@ -236,8 +238,8 @@ class RestServer:
         self.sim.cancel_order(id)
         return 204, None
 
-    def replace(self, **_: Any) -> Reply:
-        raise unprocessable("order replacement is not supported by the simulator")
+    def replace(self, id: str, body: Any, **_: Any) -> Reply:   # noqa: A002
+        return 200, self.sim.replace_order(id, body)
 
     def cancel_all(self, **_: Any) -> Reply:
         return 207, self.sim.cancel_orders()

@@ -2,7 +2,7 @@
 and the bar stream) replaying a DataFrame of 1-minute bars, bar by bar.
 
 Its public API is what the servers use: the methods named after alpaca-py's
-``TradingClient`` (``get_account``, ``submit_order``, ``cancel_order``, ...) answer with the
+``TradingClient`` (``get_account``, ``submit_order``, ``replace_order``, ...) answer with the
 JSON the REST route sends (or raise :class:`~mtbt.sim.errors.ApiError`), and deliver the
 trade_updates events the change causes.
 """
@@ -306,6 +306,15 @@ class Simulator:
         event; the order."""
         with self._lock:
             order, events = self.exchange.submit(body)
+            self._publish(events)
+            return order_json(order)
+
+    def replace_order(self, order_id: str, body: Any) -> dict[str, Any]:
+        """``PATCH /v2/orders/{order_id}``: replace an open order (or a leg of an open oco
+        pair) with ``body``'s changes; send ``replaced`` (the old order) and ``new`` (the new
+        one); the **new** order."""
+        with self._lock:
+            order, events = self.exchange.replace(order_id, body)
             self._publish(events)
             return order_json(order)
 
