@@ -84,8 +84,10 @@ def main() -> None:
     entries = latency_ms([sec for role, sec in orders if role == "entry"])
     exits = latency_ms([sec for role, sec in orders if role != "entry"])
     print(f"  entries: n={entries['n']} p50={entries['p50']} ms p99={entries['p99']} ms; "
-          f"exits (often after cancelling the pair they replace): n={exits['n']} "
+          f"exits: n={exits['n']} "
           f"p50={exits['p50']} ms p99={exits['p99']} ms")
+    slowest = sorted(orders, key=lambda item: -item[1])[:5]
+    print("  slowest: " + ", ".join(f"{role} {sec * 1000:.2f} ms" for role, sec in slowest))
     print(f"bar arrival -> bar handled (strategy, checkpoint, cancels, orders sent): "
           f"n={b['n']} p50={b['p50']} ms p99={b['p99']} ms max={b['max']} ms")
 

@@ -45,6 +45,7 @@ class Sent:
     row: OrderRow
     parts: list[Part] = field(default_factory=list)
     status: str = "unsent"
+    replaced_leg: bool = False      # sent as a replace of an oco's stop leg (``replace``)
 
 
 class Books:
@@ -60,6 +61,7 @@ class Books:
                        "expiry_close": p.expiry_close.isoformat()}
                       for p in self.structures.values()]
         orders = {cid: {"status": s.status, "alive": any(p.target.alive() for p in s.parts),
+                        "replaced_leg": s.replaced_leg,
                         "parts": [[p.alpaca_id, p.filled_qty, p.filled_value, p.status]
                                   for p in s.parts]}
                   for cid, s in self._sent.items() if s.status not in FINAL}
@@ -121,14 +123,15 @@ class Books:
                     links.append((lot, role, made[role]))
                 parts.append(Part(made[role], row.client_order_id, alpaca_id, filled, value,
                                   status, spec_part["leg"]))
-            sent = Sent(row, parts, state["status"])
+            sent = Sent(row, parts, state["status"], state.get("replaced_leg", False))
             self._track(sent)
             if state["status"] == "unsent":      # recorded; sent or not before the kill?
                 order = self._lookup(row.client_order_id)
                 if order is None:
                     self._unsent.append(sent)
-                else:
-                    found.append((sent, order))
+                else:        # a replace's client id is on the new stop leg: its parent
+                    found.append((sent, self._replaced_parent(sent, order)
+                                  if "replaces" in row.spec and not order.legs else order))
         self._pair(links)
         for sent, order in found:
             log.warning("RESTART %s reached Alpaca before the kill (%s, %s filled)",

@@ -36,6 +36,7 @@ from mtbt.alpaca import orders as wire
 from mtbt.alpaca.books import FINAL, Books, Part, Sent
 from mtbt.alpaca.limits import StructureLimits
 from mtbt.alpaca.reconcile import Reconcile
+from mtbt.alpaca.replace import Replace
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.options.book import StructureOrder
 from mtbt.sessions import NY
@@ -54,7 +55,7 @@ RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
-class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
+class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
     """Backtest books, Alpaca execution (see the module docstring).
 
     Params:
@@ -144,6 +145,9 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
                 if partner is not None:
                     taken.add(partner.ref)
                     units = self._exit_pair(order, partner)
+                    if len(units) == 1:              # a stop move: replace the stop leg
+                        spec, limit, (_, leg) = units[0]
+                        units = self._replacement(limit, leg.target, spec) or units
                 else:
                     units = [(self._simple_spec(order), order, [Part(order, "")])]
             self._rows += [self._register(spec, owner, parts) for spec, owner, parts in units]
@@ -242,8 +246,10 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         data = getattr(self.p.store, "data", None)
         if data is not None and data.last_arrival is not None:
             self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
+        order = self._send_replace(sent) if "replaces" in spec else None
         try:
-            order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
+            if order is None:
+                order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
         except APIError as exc:
             order = self._after_refusal(sent, exc)
             if order is None:
@@ -303,10 +309,10 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         parent = sent.parts[0]
         parent.alpaca_id = str(order.id)
         self._by_alpaca[parent.alpaca_id] = parent
-        legs = order.legs or []
         for part in sent.parts[1:]:
-            if part.leg and legs:
-                part.alpaca_id = str(legs[0].id)
+            leg = _leg(order, part) if part.leg else None
+            if leg is not None:
+                part.alpaca_id = str(leg.id)
                 self._by_alpaca[part.alpaca_id] = part
 
     # -- cancelling --------------------------------------------------------------------------
@@ -399,8 +405,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         found = {str(o.client_order_id): o for o in self.p.store.trading.get_orders(request)}
         pairs = []
         for sent in working:
-            order = found.get(sent.row.client_order_id) or self._lookup(
-                sent.row.client_order_id)
+            client_id = self._parent_client_id(sent)
+            order = found.get(client_id) or self._lookup(client_id)
             if order is not None:
                 pairs += self._pairs(sent, order)
         self._apply(pairs)
@@ -412,9 +418,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         if isinstance(sent.parts[0].target, StructureOrder):
             self._update_structure(sent, order)
             return []
-        legs = order.legs or []
-        return [(sent.parts[0], order)] + [(part, legs[0]) for part in sent.parts[1:]
-                                           if part.leg and legs]
+        return [(sent.parts[0], order)] + [(part, leg) for part in sent.parts[1:]
+                                           if part.leg and (leg := _leg(order, part))]
 
     def _apply(self, pairs: list) -> None:
         """Fills first (all parts of one order summed into one execution, as a backtest
@@ -499,7 +504,7 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         prices = {leg.symbol: float(leg.filled_avg_price) for leg in alpaca_order.legs or []}
         if not prices:                                   # a one-leg structure
             prices = {alpaca_order.symbol: float(alpaca_order.filled_avg_price)}
-        legs, premium, fees = self._fill_legs(
+        legs, premium, fees = self.ledger.fill_legs(
             order, data, now, 1 if order.kind == "open" else -1,
             prices=lambda leg: prices[wire.occ_symbol(self.p.symbol, leg.expiry, leg.right,
                                                       leg.strike)])
@@ -509,3 +514,11 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, BacktestBroker):
         log.info("FILL %s %s x%d @ %.4f", alpaca_order.client_order_id, order.structure.name,
                  order.contracts, premium)
         self._complete_structure(order, legs, premium, fees, now, check_margin=False)
+
+
+def _leg(order, part: Part):
+    """The leg of an Alpaca oco order that ``part`` follows: the one with its Alpaca id (a
+    replaced stop leg has a new one), else the first."""
+    legs = order.legs or []
+    return next((leg for leg in legs if str(leg.id) == part.alpaca_id), legs[0] if legs
+                else None)
