@@ -28,6 +28,7 @@ import queue
 import threading
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import backtrader as bt
 import pandas as pd
@@ -92,6 +93,7 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
         self._unsent: list[Sent] = []
         self._limits: dict[int, tuple] = {}     # structure limit order ref -> (order, bar)
         self.orphans: list[str] = []
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca-send")
         store = self.p.store
         if store is not None:
             store.trade_stream.subscribe_trade_updates(self._on_trade_update)
@@ -170,8 +172,7 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
         for alpaca_id in cancels:
             self._cancel_remote(alpaca_id)
         unsent, self._unsent = self._unsent, []
-        for sent in unsent:
-            self._send(sent)
+        self._send(unsent)
         if self._bars_unpolled >= POLL_EVERY:
             self.poll()           # the safety net, off the bar-to-order path
         self._bars_unreconciled += 1
@@ -236,32 +237,57 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
             if not getattr(part.target, "client_order_id", None):
                 part.target.client_order_id = sent.row.client_order_id
 
-    def _send(self, sent: Sent) -> None:
-        client_id, spec = sent.row.client_order_id, sent.row.spec
+    def _at_once(self, call, items: list) -> list:
+        """``call`` on each item, the HTTP requests in flight together (one bar's orders
+        are independent of each other: the bar costs about one round trip, not one per
+        order); results in order."""
+        if len(items) <= 1:
+            return [call(item) for item in items]
+        return list(self._pool.map(call, items))
+
+    def _send(self, unsent: list[Sent]) -> None:
+        """Send the recorded orders of this bar, together, then book each answer."""
         if self.p.dry_run:
-            log.info("WOULD SEND %s %s", client_id, wire.describe(spec))
-            sent.status = "dry-run"
-            self._accept(sent.parts)
+            for sent in unsent:
+                log.info("WOULD SEND %s %s", sent.row.client_order_id,
+                         wire.describe(sent.row.spec))
+                sent.status = "dry-run"
+                self._accept(sent.parts)
             return
         data = getattr(self.p.store, "data", None)
         if data is not None and data.last_arrival is not None:
-            self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
-        order = self._send_replace(sent) if "replaces" in spec else None
+            now = time.monotonic()
+            self.order_latency += [(s.row.role, now - data.last_arrival) for s in unsent]
+        for sent, (order, exc) in zip(unsent, self._at_once(self._request, unsent),
+                                      strict=True):
+            self._answered(sent, order, exc)
+
+    def _request(self, sent: Sent) -> tuple:
+        """The HTTP side of sending one order (a replace, or a new order): (Alpaca's order,
+        None) or (None, the exception)."""
         try:
+            order = self._send_replace(sent) if "replaces" in sent.row.spec else None
             if order is None:
-                order = self.p.store.trading.submit_order(wire.to_request(spec, client_id))
-        except APIError as exc:
+                order = self.p.store.trading.submit_order(
+                    wire.to_request(sent.row.spec, sent.row.client_order_id))
+            return order, None
+        except Exception as exc:  # noqa: BLE001 - judged in _answered
+            return None, exc
+
+    def _answered(self, sent: Sent, order, exc: Exception | None) -> None:
+        client_id = sent.row.client_order_id
+        if isinstance(exc, APIError):
             order = self._after_refusal(sent, exc)
             if order is None:
                 return
-        except Exception as exc:  # noqa: BLE001 - network gone after every retry
+        elif exc is not None:           # network gone after every retry
             log.error("SEND %s failed: %s; looking it up", client_id, type(exc).__name__)
             order = self._lookup(client_id)
             if order is None:
                 self._refuse(sent, f"not sent ({type(exc).__name__})")
                 return
         self.sent += 1
-        log.info("SENT %s %s", client_id, wire.describe(spec))
+        log.info("SENT %s %s", client_id, wire.describe(sent.row.spec))
         self._link(sent, order)
         self._accept(sent.parts)
         self._apply(self._pairs(sent, order))
