@@ -1,14 +1,16 @@
-"""AlpacaBroker: the backtest broker's books, with orders executed by an Alpaca paper account.
+"""AlpacaBroker: the run's ``Ledger``, with orders executed by an Alpaca paper account.
 
-The books (cash, positions, option structures, commissions, marks) are ``BacktestBroker``'s
-own, so a fill changes them exactly as in a backtest; only *who fills* differs. Orders are
-collected while the strategy handles a bar and sent when it is done (``transmit``):
+The books (cash, positions, option structures, commissions, marks) are a ``Ledger``, the
+class the backtest broker keeps its books in, so a fill changes them exactly as in a
+backtest; only *who fills* differs. The broker is a ``bt.BrokerBase`` with no local fill
+path: every fill booked is one Alpaca reported (``btapi.LedgerAccount.book_fill``). Orders
+are collected while the strategy handles a bar and sent when it is done (``transmit``):
 
 - market, limit, stop and trailing-stop orders become simple Alpaca orders (other types are
-  rejected, with a log line); a stop and a limit that cancel
-  each other (the scaling exits) become Alpaca's ``oco`` pair for the limit's quantity, plus a
-  plain stop for the rest when the stop covers more (Alpaca will not let two open orders sell
-  the same shares); the trail and the breakeven move are mtbt's own cancel-and-replace;
+  rejected, with a log line); a stop and a limit that cancel each other (the scaling exits)
+  become Alpaca's ``oco`` pair for the limit's quantity, plus a plain stop for the rest when
+  the stop covers more (Alpaca will not let two open orders sell the same shares); a trail
+  or breakeven move replaces the oco's stop leg (``replace``);
 - an option structure opens and closes as one multi-leg (``mleg``) market order; a close
   with a limit is a limit order good for one bar, as in a backtest (``limits``).
 
@@ -35,11 +37,13 @@ import pandas as pd
 
 from mtbt.alpaca import orders as wire
 from mtbt.alpaca.books import FINAL, Books, Part, Sent
+from mtbt.alpaca.btapi import LedgerAccount
 from mtbt.alpaca.limits import StructureLimits
 from mtbt.alpaca.reconcile import Reconcile
 from mtbt.alpaca.replace import Replace
-from mtbt.brokers.backtest import BacktestBroker
+from mtbt.brokers.ledger import LedgerBroker
 from mtbt.options.book import StructureOrder
+from mtbt.options.chain import ChainModel
 from mtbt.sessions import NY
 from mtbt.state import OrderRow, StateStore
 
@@ -56,8 +60,9 @@ RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
-class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
-    """Backtest books, Alpaca execution (see the module docstring).
+class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, LedgerBroker,
+                   bt.BrokerBase):
+    """The run's ``Ledger``, Alpaca execution (see the module docstring).
 
     Params:
       - ``store``: the ``AlpacaStore``
@@ -65,13 +70,16 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
       - ``symbol``: the underlying's ticker (and the option root)
       - ``day``: the session date (client ids and the state file's orders are per day)
       - ``dry_run``: log would-be orders instead of sending them
+      - ``chain_model``: the option chain model of structure marks (and dry-run prices)
+      - ``cash``: the starting cash (``setcash``)
     """
 
     params = (("store", None), ("state", None), ("symbol", "SPY"), ("day", None),
-              ("dry_run", False))
+              ("dry_run", False), ("chain_model", ChainModel()), ("cash", 10_000.0))
 
     def start(self) -> None:
         super().start()
+        self.start_books()
         self.state: StateStore = self.p.state or StateStore(":memory:")
         self.day: dt.date = self.p.day or dt.date.today()     # the session date
         self._outbox: list = []
@@ -374,7 +382,9 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
     def next(self) -> None:
         self.apply_updates()
         self._expire_limits()
-        super().next()
+        self.ledger.close_bar()
+        self._settle_and_mark()
+        self.update_value()
 
     def apply_updates(self) -> None:
         """Apply every fill known now: stream events, then (when this bar may have filled
@@ -485,12 +495,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, BacktestBroker):
 
     def _fill(self, order, qty: int, price: float, when: dt.datetime | None = None) -> None:
         siblings = self._oco_siblings(order)
-        self.p.filler = lambda _order, _price, _ago: qty
-        try:
-            self._execute(order, ago=0, price=price,
-                          dtcoc=bt.date2num(when) if when is not None else None)
-        finally:
-            self.p.filler = None
+        self.book_fill(order, qty, price,
+                       bt.date2num(when) if when is not None else order.data.datetime[0])
         log.info("FILL %s %s %d @ %.4f", getattr(order, "client_order_id", "?"),
                  "buy" if order.isbuy() else "sell", qty, price)
         for other in siblings:     # backtrader's oco: the others are cancelled, silently

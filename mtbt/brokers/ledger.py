@@ -86,6 +86,15 @@ class Ledger:
             order.addcomminfo(comminfo)
         return executed, bool(wanted and not opened)
 
+    def close_bar(self) -> None:
+        """The end of a bar, as BackBroker ends it: positions whose commission info moves
+        cash every bar (futures; nothing for shares) settle to the close."""
+        for data, position in self.positions.items():
+            if position:
+                self.cash += self.comminfo(data).cashadjust(position.size, position.adjbase,
+                                                            data.close[0])
+                position.adjbase = data.close[0]
+
     def value(self, datas=None) -> float:
         """Cash plus the positions at the last close (longs at the broker's leverage), plus
         the structures' marks when ``datas`` is None; for given ``datas``, their positions'
