@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mtbt.options.chain import atm_iv, mid, years_to_close
+
 
 def payoff_chart(path: Path, name: str, structure, premium: float, model, vix: float,
                  now, expiry_close, spot: float) -> Path:
@@ -16,8 +18,6 @@ def payoff_chart(path: Path, name: str, structure, premium: float, model, vix: f
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from mtbt.options.chain import atm_iv, mid, years_to_close
 
     strikes = [leg.strike for leg in structure.legs]
     lo, hi = min(strikes + [spot]) * 0.985, max(strikes + [spot]) * 1.015

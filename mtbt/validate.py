@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from feeds.loader import load_market_data
 from mtbt.config import RunConfig, load_run
 from mtbt.errors import DataError, MtbtError
+from mtbt.runner import run_backtest
 from mtbt.sessions import NY, sessions
 
 METRICS = (("trades", "trades"), ("win rate", "win_rate"), ("PnL", "total_pnl"))
@@ -159,8 +161,6 @@ def run_scenario(path: Path, data_dir: Path, out_root: Path, *,
                  f"strategy.symbol={json.dumps(choice.symbol)}"]
     if choice.proxy:
         overrides.append(f"data.bar_label={json.dumps(cfg.validation.proxy_bar_label)}")
-    from feeds.loader import load_market_data
-
     try:                              # the bars once, for both runs
         market = load_market_data(load_run(path, overrides).data)
     except MtbtError as exc:
@@ -175,8 +175,6 @@ def _run(result: ScenarioResult, path: Path, overrides: list[str], out_dir: Path
          tearsheet: bool, market) -> ScenarioResult:
     """Backtest ``path`` with ``overrides`` on ``market`` into ``out_dir``: ``result`` with
     its summary and notes, or its error."""
-    from mtbt.runner import run_backtest
-
     try:
         run = run_backtest(load_run(path, overrides), out_dir=out_dir, tearsheet=tearsheet,
                            market=market)
