@@ -268,11 +268,17 @@ def test_oco_stop_wins_a_tie(make_sim) -> None:
     assert oco.order_class == OrderClass.OCO and len(oco.legs) == 1
     assert oco.type == OrderType.LIMIT and oco.legs[0].type == OrderType.STOP
     sim.step()
-    fills = feed.wait(2, "fill")
-    assert fills[1].order.id == oco.legs[0].id
-    assert fills[1].price == stop_fill(-1, 469.1, ohlc(sim, k + 1), SLIP)
-    assert feed.wait(1, "canceled")[0].order.id == oco.id
+    _stop_leg_closed_the_pair(sim, feed, oco, oco.legs[0].id, 469.1, k + 1)
     assert tc.get_order_by_id(oco.id).status == OrderStatus.CANCELED
+
+
+def _stop_leg_closed_the_pair(sim, feed, oco, leg_id, stop: float, bar: int) -> None:
+    """The oco's stop leg filled at ``stop`` on bar ``bar`` (after the entry's fill
+    event), the pair's limit was cancelled, and the account is flat."""
+    fill = feed.wait(2, "fill")[1]
+    assert fill.order.id == leg_id
+    assert fill.price == stop_fill(-1, stop, ohlc(sim, bar), SLIP)
+    assert feed.wait(1, "canceled")[0].order.id == oco.id
     assert sim.positions() == {}
 
 
@@ -522,11 +528,7 @@ def test_moving_the_stop_leg_of_an_oco_pair(make_sim) -> None:
     assert err.value.message == 'order is already in "replaced" state'
     assert tc.get_order_by_id(oco.id).status == OrderStatus.NEW
     sim.step()
-    fill = feed.wait(2, "fill")[1]
-    assert fill.order.id == new.id
-    assert fill.price == stop_fill(-1, 470.3, ohlc(sim, HISTORY + 1), SLIP)
-    assert feed.wait(1, "canceled")[0].order.id == oco.id
-    assert sim.positions() == {}
+    _stop_leg_closed_the_pair(sim, feed, oco, new.id, 470.3, HISTORY + 1)
 
 
 def test_replacing_the_limit_of_an_oco_pair_keeps_its_stop_leg(make_sim) -> None:
