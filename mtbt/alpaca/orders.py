@@ -64,8 +64,8 @@ def structure_limit_price(structure, limit: float) -> float:
     gets; a condor's close is negative, it costs money).
 
     - **mleg**: the order's *net* price per unit, a debit positive and a credit negative:
-      the simulator's convention (``sim.exchange._work_mleg``: net = sum of sign x ratio x
-      leg price, buys positive; it fills when net <= limit_price). Closing gets
+      the simulator's convention (``mtbt.sim.matching.Matcher._work_mleg``: net = sum of
+      sign x ratio x leg price, buys positive; it fills when net <= limit_price). Closing gets
       ``premium = -net``, so ``premium >= limit`` is ``net <= -limit``. shared/reference/
       alpaca_wire.md gives the field and a debit spread's example (+1.25) but not the sign
       rule; Alpaca's own MCP server describes it the same way (positive = debit, negative =
