@@ -22,9 +22,9 @@ class KernelIndicator(bt.Indicator):
 
     def once(self, start: int, end: int) -> None:
         step = self._kernel.step
-        srcs = [line.array for line in self._inputs]
         dsts = [line.array for line in self.lines]
-        for i in range(start, end):
-            out = step(*[src[i] for src in srcs])
-            for dst, value in zip(dsts, out, strict=True):
+        i = start
+        for args in zip(*[line.array[start:end] for line in self._inputs], strict=True):
+            for dst, value in zip(dsts, step(*args), strict=True):
                 dst[i] = value
+            i += 1

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from mtbt.indicators._base import KernelIndicator
-from mtbt.indicators._kernels import TIMEFRAME_MINUTES, SessionBarsKernel
+from mtbt.indicators._kernels import TIMEFRAME_MINUTES, WINDOW_SESSIONS, SessionBarsKernel
 
 
 class SessionBars(KernelIndicator):
@@ -15,13 +15,21 @@ class SessionBars(KernelIndicator):
     bar of a session appears at the next session's open.
 
     Lines: open, high, low, close, volume of that bar; ``atr`` (Wilder, ``atr_period``) and
-    ``ema`` (of closes, ``ema_period``) over completed bars; ``count`` of completed bars.
+    ``ema`` (of closes, ``ema_period``) over the completed bars of the last ``window``
+    sessions; ``count``: how many completed bars that window holds.
+
+    Bounded memory: at a bar of session D, ``atr`` and ``ema`` are seeded at the first
+    completed bar of session D - ``window`` and depend on nothing earlier, so they are the same
+    in every run with ``window`` sessions of history before D (``SessionBarsKernel``). The
+    default, 20, is ``[data] warmup_sessions``' default: a daily ATR(14) then has 19 true
+    ranges, a daily EMA(10) 20 closes.
 
     See also: ``tests/test_indicators.py`` compares the bars with backtrader's resampled ones.
     """
 
     lines = ("open", "high", "low", "close", "volume", "atr", "ema", "count")
-    params = (("timeframe", "1d"), ("atr_period", 14), ("ema_period", 10))
+    params = (("timeframe", "1d"), ("atr_period", 14), ("ema_period", 10),
+              ("window", WINDOW_SESSIONS))
     plotinfo = dict(plot=False)
 
     def __init__(self):
@@ -30,5 +38,5 @@ class SessionBars(KernelIndicator):
                              f"{', '.join(TIMEFRAME_MINUTES)}")
         d = self.data
         self._kernel = SessionBarsKernel(TIMEFRAME_MINUTES[self.p.timeframe],
-                                         self.p.atr_period, self.p.ema_period)
+                                         self.p.atr_period, self.p.ema_period, self.p.window)
         self._inputs = (d.datetime, d.open, d.high, d.low, d.close, d.volume)

@@ -20,7 +20,13 @@ class Wave(KernelIndicator):
       ``entry_zone_bricks`` (1.5) of the extreme; a faster move is not chased. After a signal
       the wave re-arms when the impulse makes a new extreme.
 
-    Datas: the minute feed, and optionally a ``Renko`` on it (else one is built with defaults).
+    State is bounded like the bricks': at each session's first bar the waves are rebuilt over
+    the redrawn grid's earlier sessions (``WaveKernel``), so an impulse of yesterday
+    afternoon can still pull back and resume this morning, one of last week cannot.
+
+    Datas: the minute feed, and optionally a ``Renko`` on it (else one is built with
+    defaults): the Wave draws the same bricks itself (its ATR source, ``mult`` and
+    ``grid_sessions``), as it must redraw them at each session's first bar.
 
     Lines: ``signal`` (+1 long, -1 short, 0), ``grade`` (1 shallow, 2 healthy, 3 deep, on the
     signal bar), ``retrace`` (current retracement, NaN outside pullbacks), ``extreme``
@@ -36,6 +42,7 @@ class Wave(KernelIndicator):
         renko = self.data1 if len(self.datas) > 1 else Renko(self.data)
         p = self.p
         self._kernel = WaveKernel(p.impulse_bricks, p.shallow_max, p.healthy_max,
-                                  p.resume_bricks, p.entry_zone_bricks)
-        self._inputs = (self.data.close, renko.direction, renko.run, renko.origin,
-                        renko.size, renko.count)
+                                  p.resume_bricks, p.entry_zone_bricks, renko.p.mult,
+                                  renko.p.grid_sessions)
+        d = self.data
+        self._inputs = (d.datetime, d.open, d.close, renko.atr_source)
