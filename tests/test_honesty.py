@@ -20,7 +20,7 @@ from mtbt.strategies._structures import Choice
 SPY = "spy_1m_2024-03-26_2025-04-02.parquet"
 VIX = "vix_1d_1990_2026.parquet"
 # cut times between and right at entries of the default run (bars strictly before a cut stay)
-CUTS = ["2024-04-18 09:50", "2024-04-24 10:01", "2024-05-01 10:20", "2024-05-02 10:17",
+CUTS = ["2024-04-19 10:00", "2024-04-24 10:01", "2024-05-01 10:20", "2024-05-02 10:17",
         "2024-06-12 14:00"]
 
 

@@ -474,7 +474,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             part.status = str(order.status.value)
             sent = self._sent[part.client_id]
             sent.status = sent.parts[0].status
-        for target, qty, value, when in fills.values():
+        for ref in sorted(fills):          # in the order the orders were made, as a backtest
+            target, qty, value, when = fills[ref]    # fills them (events may come reordered)
             self._fill(target, int(round(qty)), value / qty, when)
         touched = {part.client_id: self._sent[part.client_id] for part, _ in pairs}
         for sent in touched.values():
