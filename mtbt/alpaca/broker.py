@@ -30,7 +30,6 @@ import queue
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import backtrader as bt
 import pandas as pd
@@ -101,7 +100,6 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
         self._unsent: list[Sent] = []
         self._limits: dict[int, tuple] = {}     # structure limit order ref -> (order, bar)
         self.orphans: list[str] = []
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="alpaca-send")
         store = self.p.store
         if store is not None:
             store.trade_stream.subscribe_trade_updates(self._on_trade_update)
@@ -245,16 +243,9 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             if not getattr(part.target, "client_order_id", None):
                 part.target.client_order_id = sent.row.client_order_id
 
-    def _at_once(self, call, items: list) -> list:
-        """``call`` on each item, the HTTP requests in flight together (one bar's orders
-        are independent of each other: the bar costs about one round trip, not one per
-        order); results in order."""
-        if len(items) <= 1:
-            return [call(item) for item in items]
-        return list(self._pool.map(call, items))
-
     def _send(self, unsent: list[Sent]) -> None:
-        """Send the recorded orders of this bar, together, then book each answer."""
+        """Send the recorded orders of this bar, one by one in the order they were made
+        (each answer booked before the next goes out)."""
         if self.p.dry_run:
             for sent in unsent:
                 log.info("WOULD SEND %s %s", sent.row.client_order_id,
@@ -263,12 +254,10 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 self._accept(sent.parts)
             return
         data = getattr(self.p.store, "data", None)
-        if data is not None and data.last_arrival is not None:
-            now = time.monotonic()
-            self.order_latency += [(s.row.role, now - data.last_arrival) for s in unsent]
-        for sent, (order, exc) in zip(unsent, self._at_once(self._request, unsent),
-                                      strict=True):
-            self._answered(sent, order, exc)
+        for sent in unsent:
+            if data is not None and data.last_arrival is not None:
+                self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
+            self._answered(sent, *self._request(sent))
 
     def _request(self, sent: Sent) -> tuple:
         """The HTTP side of sending one order (a replace, or a new order): (Alpaca's order,
