@@ -567,14 +567,19 @@ def test_replacing_a_partly_filled_order_leaves_its_fills_behind(make_sim) -> No
     assert was.status == OrderStatus.REPLACED and float(was.filled_qty) == 4
 
 
-def test_replacing_an_mleg_limit_reprices_all_its_legs(make_sim) -> None:
-    model = ChainModel()
-    sim = make_sim(chain_model=model)
-    tc = client(sim)
+def _call_spread_net(sim) -> float:
+    """The 462/470 call spread's net debit at the first streamed bar's open, as the
+    simulator's chain fills it (buy at the ask, sell at the bid)."""
     row = sim._row(HISTORY)
-    chain = SyntheticChain(model, row.open, row.vix, dt.datetime(2024, 1, 3, 9, 40),
+    chain = SyntheticChain(sim.chain_model, row.open, row.vix, dt.datetime(2024, 1, 3, 9, 40),
                            sessions(DAY, DAY)[DAY].close)
-    net = chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)
+    return chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)
+
+
+def test_replacing_an_mleg_limit_reprices_all_its_legs(make_sim) -> None:
+    sim = make_sim(chain_model=ChainModel())
+    tc = client(sim)
+    net = _call_spread_net(sim)
     legs = [OptionLegRequest(symbol="SPY240103C00462000", ratio_qty=1, side=OrderSide.BUY,
                              position_intent=PositionIntent.BUY_TO_OPEN),
             OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1, side=OrderSide.SELL,
@@ -648,13 +653,9 @@ def test_an_mleg_limit_fills_at_its_net_price_to_the_cent_and_not_a_cent_short(
         make_sim) -> None:
     """The net price of an mleg limit is a debit positive (buys count +); it fills when the
     legs' net at the next open is at most the limit, to the cent (float noise aside)."""
-    model = ChainModel()
-    sim = make_sim(chain_model=model)
+    sim = make_sim(chain_model=ChainModel())
     tc = client(sim)
-    row = sim._row(HISTORY)
-    chain = SyntheticChain(model, row.open, row.vix, dt.datetime(2024, 1, 3, 9, 40),
-                           sessions(DAY, DAY)[DAY].close)
-    net = chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)    # 8.96 - 1.86
+    net = _call_spread_net(sim)                  # 8.96 - 1.86
     assert net > round(net, 2)                   # 7.1000000000000005: float noise over 7.10
 
     def spread(limit: float, cid: str):
