@@ -576,14 +576,19 @@ def _call_spread_net(sim) -> float:
     return chain.fill("C", 462.0, 1) - chain.fill("C", 470.0, -1)
 
 
+def _call_spread_legs(low: int, high: int) -> list[OptionLegRequest]:
+    """The legs that open a 2024-01-03 call debit spread: buy ``low``, sell ``high``."""
+    return [OptionLegRequest(symbol=f"SPY240103C00{low}000", ratio_qty=1, side=OrderSide.BUY,
+                             position_intent=PositionIntent.BUY_TO_OPEN),
+            OptionLegRequest(symbol=f"SPY240103C00{high}000", ratio_qty=1, side=OrderSide.SELL,
+                             position_intent=PositionIntent.SELL_TO_OPEN)]
+
+
 def test_replacing_an_mleg_limit_reprices_all_its_legs(make_sim) -> None:
     sim = make_sim(chain_model=ChainModel())
     tc = client(sim)
     net = _call_spread_net(sim)
-    legs = [OptionLegRequest(symbol="SPY240103C00462000", ratio_qty=1, side=OrderSide.BUY,
-                             position_intent=PositionIntent.BUY_TO_OPEN),
-            OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1, side=OrderSide.SELL,
-                             position_intent=PositionIntent.SELL_TO_OPEN)]
+    legs = _call_spread_legs(462, 470)
     old = tc.submit_order(LimitOrderRequest(qty=1, order_class=OrderClass.MLEG, legs=legs,
                                             time_in_force=TimeInForce.DAY, limit_price=1.0))
     with pytest.raises(APIError) as err:                 # one leg alone: no
@@ -621,10 +626,7 @@ def test_mleg_fills_each_leg_at_the_synthetic_chain(make_sim) -> None:
     sim = make_sim(chain_model=model)
     feed = trade_feed(sim)
     tc = client(sim)
-    legs = [OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1, side=OrderSide.BUY,
-                             position_intent=PositionIntent.BUY_TO_OPEN),
-            OptionLegRequest(symbol="SPY240103C00475000", ratio_qty=1, side=OrderSide.SELL,
-                             position_intent=PositionIntent.SELL_TO_OPEN)]
+    legs = _call_spread_legs(470, 475)
     order = tc.submit_order(MarketOrderRequest(qty=2, order_class=OrderClass.MLEG,
                                                time_in_force=TimeInForce.DAY, legs=legs))
     assert order.order_class == OrderClass.MLEG and order.symbol is None
@@ -659,12 +661,9 @@ def test_an_mleg_limit_fills_at_its_net_price_to_the_cent_and_not_a_cent_short(
     assert net > round(net, 2)                   # 7.1000000000000005: float noise over 7.10
 
     def spread(limit: float, cid: str):
-        legs = [OptionLegRequest(symbol="SPY240103C00462000", ratio_qty=1, side=OrderSide.BUY,
-                                 position_intent=PositionIntent.BUY_TO_OPEN),
-                OptionLegRequest(symbol="SPY240103C00470000", ratio_qty=1,
-                                 side=OrderSide.SELL, position_intent=PositionIntent.SELL_TO_OPEN)]
         return tc.submit_order(LimitOrderRequest(
-            qty=1, order_class=OrderClass.MLEG, time_in_force=TimeInForce.DAY, legs=legs,
+            qty=1, order_class=OrderClass.MLEG, time_in_force=TimeInForce.DAY,
+            legs=_call_spread_legs(462, 470),
             limit_price=limit, client_order_id=cid))
 
     at, short = spread(round(net, 2), "at"), spread(round(net - 0.01, 2), "short")
