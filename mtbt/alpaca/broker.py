@@ -184,6 +184,7 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
         self._bars_unreconciled += 1
         if self._bars_unreconciled >= RECONCILE_EVERY:
             self._reconcile.set()                 # positions again at the next bar
+
     def _oco_partner(self, order, outbox: list):
         group = self._ocol.get(self._ocos.get(order.ref, order.ref), [])
         for other in outbox:
