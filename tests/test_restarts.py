@@ -38,10 +38,16 @@ __all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for 
 
 def _kill_when(sim, trader: subprocess.Popen, sent) -> object:
     """Step ``sim`` in lockstep with ``trader`` until ``sent(order)`` holds for an order
-    it received; SIGKILL the trader there (the order sent, its answer maybe not read) and
-    return that order."""
+    it received, or a request is held (``sim.hold``); SIGKILL the trader there (the order
+    sent, its answer maybe not read; or the held request never arrived) and return that
+    order, or the held request."""
     seen: set[str] = set()
     while trader.poll() is None:
+        if sim.held:
+            trader.send_signal(signal.SIGKILL)
+            trader.wait(timeout=30)
+            sim.hold(None)
+            return sim.held[0]
         if not sim.wait_ready(timeout=0.2):
             continue
         for order in sim.orders:
@@ -56,10 +62,13 @@ def _kill_when(sim, trader: subprocess.Popen, sent) -> object:
     raise AssertionError(f"the trader ended ({trader.poll()}) before the order was sent")
 
 
-def _restart(cfg, instrument: str, tmp_path: Path, logs: Path, sent, down_bars: int = 1):
-    """Run the day, kill the trader at ``sent``, let ``down_bars`` bars pass, run it again;
-    returns (the order at the kill, the simulator, the restarted trader's trades)."""
+def _restart(cfg, instrument: str, tmp_path: Path, logs: Path, sent, down_bars: int = 1,
+             hold=None):
+    """Run the day, kill the trader at ``sent`` (or at the first request ``hold`` holds),
+    let ``down_bars`` bars pass, run it again; returns (the order or request at the kill,
+    the simulator, the restarted trader's trades, its stderr)."""
     sim = simulator(cfg, keys=KEYS)
+    sim.hold(hold)
     state = tmp_path / "state.sqlite"
     args = _paper_args(cfg, instrument, logs, state)
     with sim:
@@ -123,6 +132,30 @@ def test_a_kill_right_after_a_send_then_restart_ends_like_the_backtest(shared_da
     pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
     log = next(p for p in logs.glob("paper_trading_*.log") if "RESUMED" in p.read_text())
     assert "Traceback" not in log.read_text() + stderr
+
+
+def test_a_kill_before_a_stop_move_reached_alpaca_then_restart_moves_it(shared_data,
+                                                                       paper_logs, tmp_path):
+    """A trail move is recorded (a replace of the oco's stop leg), and the trader dies
+    before the request reaches Alpaca: the restart finds the replace unsent, takes over the
+    oco it was to replace (still working there, under its old client id) and moves its stop,
+    with no order refused for want of shares."""
+    cfg = _cfg(shared_data, "equity", "2024-08-02")
+    expected = _backtest(cfg, tmp_path / "bt")
+    logs = paper_logs / "kill_replace"
+    held, sim, trades, stderr = _restart(cfg, "equity", tmp_path, logs, sent=lambda o: False,
+                                         hold=lambda method, route, body: method == "PATCH")
+    method, _, body = held
+    assert method == "PATCH"
+    log = next(p for p in logs.glob("paper_trading_*.log") if "RESUMED" in p.read_text())
+    text = log.read_text()
+    assert f"RESTART {body['client_order_id']} was not sent: the oco it replaces is" in text
+    assert not [r for r in sim.rejections if r[0] in (403, 422)], sim.rejections
+    assert any(event["event"] == "replaced" for event in sim.trade_events)
+    _no_order_twice(sim)
+    assert sim.positions() == {}
+    pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
+    assert "Traceback" not in text + stderr
 
 
 def test_a_later_day_on_the_same_state_file_starts_a_new_day(shared_data, paper_logs,

@@ -60,7 +60,8 @@ class Books:
                        "premium": p.premium, "opened": p.opened.isoformat(),
                        "expiry_close": p.expiry_close.isoformat()}
                       for p in self.structures.values()]
-        orders = {cid: {"status": s.status, "alive": any(p.target.alive() for p in s.parts),
+        orders = {cid: {"status": "unsent" if s in self._unsent else s.status,
+                        "alive": any(p.target.alive() for p in s.parts),
                         "replaced_leg": s.replaced_leg,
                         "parts": [[p.alpaca_id, p.filled_qty, p.filled_value, p.status]
                                   for p in s.parts]}
@@ -112,7 +113,7 @@ class Books:
         for row, _ in rows:
             for role in {p["role"] for p in row.spec["parts"]}:
                 qty[role] = qty.get(role, 0) + row.spec["qty"]
-        links, made, found = [], {}, []
+        links, made, found, pending = [], {}, [], []
         for row, state in rows:
             parts = []
             for spec_part, (alpaca_id, filled, value, status) in zip(
@@ -125,19 +126,26 @@ class Books:
                                   status, spec_part["leg"]))
             sent = Sent(row, parts, state["status"], state.get("replaced_leg", False))
             self._track(sent)
-            if state["status"] == "unsent":      # recorded; sent or not before the kill?
-                order = self._lookup(row.client_order_id)
-                if order is None:
-                    self._unsent.append(sent)
-                else:        # a replace's client id is on the new stop leg: its parent
-                    found.append((sent, self._replaced_parent(sent, order)
-                                  if "replaces" in row.spec and not order.legs else order))
+            if state["status"] != "unsent":
+                continue
+            order = self._lookup(row.client_order_id)    # recorded: sent before the kill?
+            if order is not None:     # a replace's client id is on the new stop leg
+                found.append((sent, self._replaced_parent(sent, order)
+                              if "replaces" in row.spec and not order.legs else order))
+            elif (old := self._replaced_oco(sent)) is not None:
+                found.append((sent, old))
+                pending.append(sent)
+            else:
+                self._unsent.append(sent)
         self._pair(links)
         for sent, order in found:
-            log.warning("RESTART %s reached Alpaca before the kill (%s, %s filled)",
-                        sent.row.client_order_id, order.status.value, order.filled_qty)
+            what = ("was not sent: the oco it replaces" if sent in pending
+                    else "reached Alpaca before the kill")
+            log.warning("RESTART %s %s is %s, %s filled", sent.row.client_order_id, what,
+                        order.status.value, order.filled_qty)
             self._link(sent, order)
             self._apply(self._pairs(sent, order))
+        self._unsent += [sent for sent in pending if sent.status not in FINAL]
         return links
 
     def _pair(self, links: list[tuple]) -> None:

@@ -348,11 +348,13 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             if part.status in FINAL or sent.parts[0].status in FINAL:
                 continue
             if sent in self._unsent:
-                self._unsent.remove(sent)               # recorded, not sent yet: keep it so
-                sent.status = "canceled"
-                for other in sent.parts:
-                    other.status = "canceled"
-            elif sent.parts[0].alpaca_id:
+                self._unsent.remove(sent)
+                if not sent.parts[0].alpaca_id:      # recorded, not sent yet: keep it so
+                    sent.status = "canceled"
+                    for other in sent.parts:
+                        other.status = "canceled"
+                    continue
+            if sent.parts[0].alpaca_id:   # sent, or a replace yet to send of a working oco
                 ids.append(sent.parts[0].alpaca_id)
         return ids
 

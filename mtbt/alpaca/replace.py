@@ -10,7 +10,9 @@ id); the oco's limit order stays. The new backtrader orders take over the Alpaca
 
 The row recorded for it is an ordinary oco spec plus ``replaces`` (the oco's parent client
 id and Alpaca ids), so a restart rebuilds it as the oco it is, and finds its leg by the new
-client id. A replace Alpaca refuses falls back to cancel-and-place under the same client id.
+client id. A replace Alpaca refuses falls back to cancel-and-place under the same client id,
+unless the oco has ended meanwhile (filled): then the new orders take that oco's fills.
+A restart finds a replace that never went out by the oco it replaces (``_replaced_oco``).
 """
 from __future__ import annotations
 
@@ -74,13 +76,31 @@ class Replace:
         try:
             leg = self.p.store.trading.replace_order_by_id(replaces["leg_id"], request)
         except APIError as exc:
-            log.warning("REPLACE %s refused: HTTP %s %s; cancelling and placing it anew",
-                        client_id, exc.status_code, wire.error_text(exc))
+            why = f"HTTP {exc.status_code} {wire.error_text(exc)}"
+            old = self._replaced_oco(sent)
+            if old is not None and str(old.status.value) in FINAL:     # filled meanwhile
+                log.warning("REPLACE %s refused: %s; the oco is %s", client_id, why,
+                            old.status.value)
+                return old
+            sent.replaced_leg = False
+            log.warning("REPLACE %s refused: %s; cancelling and placing it anew", client_id,
+                        why)
             self._cancel_remote(replaces["parent_id"])
             return None
         log.info("REPLACED %s stop %.2f (leg of %s)", client_id, spec["stop_price"],
                  replaces["client_order_id"])
         return self._replaced_parent(sent, leg)
+
+    def _replaced_oco(self, sent: Sent):
+        """For a replace that never reached Alpaca, the oco it was to replace, which is what
+        works (or filled) there: ``sent`` takes its orders over, and the replace is sent
+        while it works. None when ``sent`` is no replace, or the oco is not found."""
+        replaces = sent.row.spec.get("replaces")
+        old = self._lookup(replaces["client_order_id"]) if replaces else None
+        if old is not None:
+            sent.parts[1].alpaca_id = replaces["leg_id"]
+            sent.replaced_leg = True          # its fills come by the oco's client id
+        return old
 
     def _replaced_parent(self, sent: Sent, leg):
         """Take the new stop leg for ``sent``'s and return the oco's parent order, fresh

@@ -84,6 +84,7 @@ class Venue(Protocol):
     def record_fault(self, route: str, status: int, created: bool) -> None: ...
     def record_rejection(self, status: int, body: JSON) -> None: ...
     def pause(self, seconds: float) -> None: ...
+    def holds(self, method: str, route: str, body: Any) -> bool: ...
 
 
 def _flag(value: str | None) -> bool:
@@ -180,6 +181,8 @@ class RestServer:
             body = json.loads(raw) if raw else None
         except ValueError:
             return 400, error(40010000, "request body format is invalid")
+        if not internal and sim.holds(method, template, body):
+            return 503, error(50300000, "held by the simulator, never applied")
         try:
             status, answer = fn(query=query, body=body, **m.groupdict())
         except ApiError as exc:

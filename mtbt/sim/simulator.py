@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -94,6 +94,9 @@ class Simulator:
         self.rejections: list[tuple[int, dict]] = []
         self.injected: list[dict[str, Any]] = []     # error_every faults: route, status, ...
         self.trade_events: list[dict] = []           # every trade_updates data dict sent
+        self.held: list[tuple[str, str, Any]] = []   # requests kept from the venue (``hold``)
+        self._hold: Callable[[str, str, Any], bool] | None = None
+        self._unhold = threading.Event()
         self.finished = threading.Event()
         self._lock = threading.RLock()
         self._cond = threading.Condition()
@@ -429,6 +432,29 @@ class Simulator:
         """Note an error answer (status >= 400) in :attr:`rejections`."""
         with self._cond:
             self.rejections.append((status, body))
+
+    def hold(self, match: Callable[[str, str, Any], bool] | None) -> None:
+        """Keep every REST request ``match(method, route, body)`` accepts from the venue:
+        it is noted in :attr:`held` and left unanswered, and it is never applied (tests: a
+        trader killed after deciding to send and before its request arrived).
+        ``hold(None)`` lets the requests held so far go (answered 503) and stops holding."""
+        with self._cond:
+            self._hold = match
+            if match is None:
+                self._unhold.set()
+            else:
+                self._unhold.clear()
+
+    def holds(self, method: str, route: str, body: Any) -> bool:
+        """Whether this request is one to hold (``hold``); if so, once it is let go."""
+        with self._cond:
+            match, unhold = self._hold, self._unhold
+            if match is None or not match(method, route, body):
+                return False
+            self.held.append((method, route, body))
+        while not (unhold.wait(0.05) or self._closing.is_set()):
+            pass
+        return True
 
     def pause(self, seconds: float) -> None:
         """Wait ``seconds`` (a slow request), or less if the simulator is closing."""
