@@ -88,8 +88,30 @@ def test_the_command_writes_its_report_and_records_the_seed(tmp_path, capsys):
     (lambda tmp: tmp / "missing", "missing: no such report folder"),
     (lambda tmp: report_dir(tmp, []), "trades.csv: no trades to resample"),
     (lambda tmp: (tmp / "empty").mkdir() or tmp / "empty", "trades.csv: not found"),
+    (lambda tmp: _spoil(report_dir(tmp, ROWS), ",,,150.0,", ",,,abc,"),
+     "line 2: pnl 'abc' is not a number"),
+    (lambda tmp: _spoil(report_dir(tmp, ROWS), "2024-01-03T10:30:00-05:00", "yesterday"),
+     "exit_time 'yesterday' is not a date and time"),
+    (lambda tmp: _spoil(report_dir(tmp, ROWS), "\n3,", '\n"3,'),
+     "trades.csv: not a readable trades file"),
 ])
 def test_report_folder_mistakes_are_one_line(make, message, tmp_path, capsys):
     assert main(["montecarlo", str(make(tmp_path)), "--n", "10"]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def _spoil(folder: Path, old: str, new: str) -> Path:
+    """``folder`` with the first ``old`` of its trades.csv replaced by ``new``."""
+    path = folder / "trades.csv"
+    text = path.read_text()
+    assert old in text, text
+    path.write_text(text.replace(old, new, 1))
+    return folder
+
+
+def test_a_negative_seed_is_refused_by_the_option(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["montecarlo", str(report_dir(tmp_path, ROWS)), "--seed", "-1"])
+    assert stop.value.code == 2
+    assert "argument --seed: expected 0 or more, got -1" in capsys.readouterr().err

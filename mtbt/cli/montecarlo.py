@@ -21,9 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "(config.json) to montecarlo.md, montecarlo.json and montecarlo.png.")
     mc.add_argument("report", metavar="REPORT_DIR", help="a backtest's or walk-forward's folder")
     mc.add_argument("--n", type=int, default=10_000, help="paths (default: 10000)")
-    mc.add_argument("--seed", type=int, help="random seed (default: a new one, recorded)")
+    mc.add_argument("--seed", type=_seed, help="random seed, 0 or more (default: a new one, "
+                                                "recorded)")
     add_out(mc, "REPORT_DIR", what="where to write")
     mc.set_defaults(func=cmd_montecarlo)
+
+
+def _seed(text: str) -> int:
+    """``--seed``: numpy's generators take a non-negative integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
 
 
 def cmd_montecarlo(args: argparse.Namespace) -> int:

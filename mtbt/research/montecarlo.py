@@ -56,10 +56,28 @@ def read_run(folder: str | Path) -> RunTrades:
     for path in (trades_path, config_path):
         if not path.is_file():
             raise DataError(f"{path}: not found (is {folder} an mtbt report folder?)")
-    rows = pd.read_csv(trades_path)
+    try:
+        rows = pd.read_csv(trades_path)
+    except (ValueError, UnicodeDecodeError) as exc:     # pandas' ParserError is a ValueError
+        why = " ".join(str(exc).split())[:160]
+        raise DataError(f"{trades_path}: not a readable trades file ({why})") from None
     missing = [c for c in ("trade_id", "exit_time", "pnl") if c not in rows]
     if missing:
         raise DataError(f"{trades_path}: no column {missing[0]}")
+    for column in ("trade_id", "pnl"):
+        values = pd.to_numeric(rows[column], errors="coerce")
+        bad = values.isna() | ~np.isfinite(values.fillna(0))
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{trades_path}: line {i + 2}: {column} "
+                            f"{rows[column].iloc[i]!r} is not a number")
+        rows[column] = values
+    exits = pd.to_datetime(rows["exit_time"].astype(str).str.slice(0, 10), errors="coerce",
+                           format="%Y-%m-%d")
+    if exits.isna().any():
+        i = int(np.flatnonzero(exits.isna().to_numpy())[0])
+        raise DataError(f"{trades_path}: line {i + 2}: exit_time "
+                        f"{rows['exit_time'].iloc[i]!r} is not a date and time")
     trades = closed_trades(rows.astype({"exit_time": str}))
     if trades.empty:
         raise DataError(f"{trades_path}: no trades to resample")
