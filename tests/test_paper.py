@@ -413,6 +413,14 @@ def test_paper_refuses_with_one_clear_line(monkeypatch, capsys, tmp_path, env, a
     assert KEYS[0] not in err and KEYS[1] not in err
 
 
+@pytest.mark.parametrize("speed", ["-5", "nan", "fast"])
+def test_a_replay_speed_under_zero_or_not_a_number_is_refused(capsys, speed):
+    with pytest.raises(SystemExit) as stop:
+        main(["paper", "--replay", "bars.parquet", "--speed", speed])
+    assert stop.value.code == 2
+    assert "argument --speed: expected" in capsys.readouterr().err
+
+
 def test_dry_run_sends_nothing_and_logs_would_be_orders(shared_data, paper_logs, tmp_path):
     cfg = _cfg(shared_data, "equity")
     sim = simulator(cfg, keys=KEYS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import sys
 
 from mtbt.cli._common import add_data_option, add_overrides, add_run, load
@@ -58,13 +59,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     rehearse.add_argument("--day", metavar="YYYY-MM-DD",
                           help="the day to replay (default: the file's last session)")
     add_data_option(rehearse, "vix", help="daily VIX closes (data.vix)")
-    rehearse.add_argument("--speed", type=float, default=0.0, metavar="N",
+    rehearse.add_argument("--speed", type=_speed, default=0.0, metavar="N",
                           help="at most N times real time (default 0: as fast as the trader)")
     rehearse.add_argument("--fault", dest="faults", action="append", default=[],
                           metavar="KNOB=VALUE",
                           help="simulator fault, e.g. drop_streams_every=20, error_every=7, "
                                "duplicate_fills=true (repeatable)")
     paper.set_defaults(func=cmd_paper)
+
+
+def _speed(text: str) -> float:
+    """``--speed``: a multiple of real time, 0 (as fast as the trader) or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value >= 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected 0 or more (0: as fast as the trader), "
+                                         f"got {text}")
+    return value
 
 
 def cmd_paper(args: argparse.Namespace) -> int:
