@@ -61,7 +61,24 @@ def load_market_data(data_cfg) -> MarketData:
     bars, trade_from = window(bars, label, start, data_cfg.end,
                                data_cfg.warmup_sessions)
     bars = bars.assign(vix=vix_asof(bars.index, vix, source=vix_source))
+    _check_vix_covers(bars, vix, vix_source, trade_from)
     return MarketData(bars, label, sha, trade_from)
+
+
+def _check_vix_covers(bars: pd.DataFrame, vix: pd.Series, source: str,
+                      trade_from: dt.date | None) -> None:
+    """Refuse a VIX file that starts too late for a traded session (warm-up sessions need
+    none): each session's regime reads the prior session's close."""
+    days = bars.index.tz_convert("America/New_York").date
+    traded = days >= trade_from if trade_from is not None else np.ones(len(days), bool)
+    missing = np.flatnonzero(traded & np.isnan(bars["vix"].to_numpy()))
+    if missing.size:
+        day = days[missing[0]]
+        first = vix.dropna().index.min()
+        starts = (f"the file starts {first:%Y-%m-%d}" if pd.notna(first)
+                  else "the file holds no close")
+        raise DataError(f"{source}: no VIX close before {day}, a traded session ({starts}); "
+                        "use a VIX file that begins before the bars, or a later --start")
 
 
 def window(bars: pd.DataFrame, label: str, start: dt.date | None, end: dt.date | None,

@@ -95,3 +95,28 @@ def test_real_files_cover_the_spy_bars(shared_data):
     assert not np.isnan(got).any()
     first = spy.index[0]                      # 2024-03-26: sees the 2024-03-25 close
     assert got[0] == vix.loc[vix.index < first.tz_localize(None).normalize()].iloc[-1]
+
+
+def test_a_vix_file_that_starts_after_a_traded_session_is_refused(tmp_path):
+    """Warm-up sessions need no VIX; the first traded one needs the close before it."""
+    from feeds.loader import load_market_data
+    from feeds.sample import sample_bars, sample_vix
+    from mtbt.config import load_run
+
+    bars, vix = sample_bars(7, 30), sample_vix(7, 30)
+    bars.rename_axis("timestamp").reset_index().to_parquet(tmp_path / "bars.parquet")
+    days = bars.index.normalize().unique()
+
+    def load(first_vix: int, start: int):
+        vix.iloc[first_vix:].rename_axis("timestamp").reset_index(name="close").to_parquet(
+            tmp_path / "vix.parquet")
+        cfg = load_run(None, [f'data.bars="{tmp_path / "bars.parquet"}"',
+                              f'data.vix="{tmp_path / "vix.parquet"}"',
+                              f'data.start="{days[start]:%Y-%m-%d}"', "data.warmup_sessions=5"])
+        return load_market_data(cfg.data)
+
+    assert load(first_vix=3, start=10).trade_from == days[10].date()    # warm-up lacks VIX
+    with pytest.raises(DataError) as err:
+        load(first_vix=12, start=10)
+    assert (f"no VIX close before {days[10]:%Y-%m-%d}, a traded session (the file starts "
+            f"{vix.index[12]:%Y-%m-%d})") in str(err.value)
