@@ -191,6 +191,20 @@ def _dates(df: pd.DataFrame, path: str | Path) -> pd.DatetimeIndex:
     return idx.as_unit("ns").normalize().rename("date")
 
 
+def _check_intraday(df: pd.DataFrame, path: str | Path) -> None:
+    """Refuse intraday bars given as a daily file (three or more times on one date; two
+    rows of one date are reported as a duplicate date)."""
+    ts = pd.to_datetime(df["timestamp"], errors="coerce")
+    if getattr(ts.dt, "tz", None) is not None:
+        ts = ts.dt.tz_localize(None)
+    day = ts.dt.normalize()
+    third = day.eq(day.shift()) & day.eq(day.shift(2))
+    i = _first(third.to_numpy())
+    if i >= 0:
+        _fail(path, f"holds intraday bars ({_when(ts.iloc[i - 2])}, {ts.iloc[i - 1]:%H:%M}, "
+                    f"{ts.iloc[i]:%H:%M}, ... on one date); a daily file has one row per date")
+
+
 def read_daily(path: str | Path, column: str = "close") -> pd.Series:
     """Load and check a daily parquet file (e.g. VIX): one value per date.
 
@@ -212,6 +226,7 @@ def read_daily(path: str | Path, column: str = "close") -> pd.Series:
     df = _load_frame(path)
     _require(df, path, ("timestamp", column), "a daily file")
     idx = _dates(df, path)
+    _check_intraday(df, path)
     _check_order(idx, path, "date")
     values = _floats(df, column, path)
     _check_finite(values, column, idx, path)

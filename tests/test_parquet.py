@@ -249,6 +249,14 @@ def test_read_daily_same_date_twice_is_a_duplicate(tmp_path):
     refused(write(tmp_path, df, "vix.parquet"), "duplicate date 2024-01-02", reader=read_daily)
 
 
+def test_read_daily_refuses_minute_bars_naming_them(tmp_path):
+    minutes = pd.DataFrame({"timestamp": pd.date_range("2024-01-02 09:30", periods=5,
+                                                       freq="min", tz=NY), "close": 15.0})
+    refused(write(tmp_path, minutes, "vix.parquet"),
+            "holds intraday bars (2024-01-02 09:30, 09:31, 09:32, ... on one date); a daily "
+            "file has one row per date", reader=read_daily)
+
+
 # --- regular_hours ---------------------------------------------------------------------------
 
 def all_minutes(days: list[str]) -> pd.DataFrame:
