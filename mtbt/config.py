@@ -420,13 +420,16 @@ def _parse_override(raw: str) -> tuple[str, str, str, Any]:
     problem = shape_problem({section: {key: None}}, SECTIONS)
     if problem:
         raise ConfigError(f"--set {raw}: {problem}")
-    return raw, section, key, _toml_value(text)
+    return raw, section, key, _toml_value(text, raw)
 
 
-def _toml_value(text: str) -> Any:
-    """``text`` read as a TOML value, or ``text`` itself when it is not one."""
+def _toml_value(text: str, raw: str = "") -> Any:
+    """``text`` read as a TOML value, or ``text`` itself when it is not one (a bare word);
+    a value that starts a quoted string or a list and is not valid TOML is refused."""
     try:
         parsed = tomllib.loads("v = " + text)
-    except tomllib.TOMLDecodeError:
+    except tomllib.TOMLDecodeError as exc:
+        if text[:1] in ("'", '"', "["):      # meant as a string or a list: say why not
+            raise ConfigError(f"--set {raw}: {text} is not a TOML value ({exc})") from None
         return text
     return parsed["v"] if parsed.keys() == {"v"} else text

@@ -309,6 +309,9 @@ def test_set_can_clear_a_date() -> None:
         ("risk_management.max_positions=abc",
          "--set risk_management.max_positions=abc: expected an integer"),
         ("foo", "--set foo: expected section.key=value"),
+        ('strategy.symbol="SPY', '--set strategy.symbol="SPY: "SPY is not a TOML value '
+         "(Unterminated string"),
+        ("strategy.grades=[1,2", "--set strategy.grades=[1,2: [1,2 is not a TOML value"),
         ("a.b.c=1", "--set a.b.c=1: expected section.key=value"),
         ("strategy.nope=1", "--set strategy.nope=1: unknown key strategy.nope"),
         ("strategy.symbl=QQQ",
