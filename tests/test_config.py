@@ -310,8 +310,9 @@ def test_set_can_clear_a_date() -> None:
          "--set risk_management.max_positions=abc: expected an integer"),
         ("foo", "--set foo: expected section.key=value"),
         ('strategy.symbol="SPY', '--set strategy.symbol="SPY: "SPY is not a TOML value '
-         "(Unterminated string"),
-        ("strategy.grades=[1,2", "--set strategy.grades=[1,2: [1,2 is not a TOML value"),
+         "(Unterminated string (at end of document))"),
+        ("strategy.grades=[1,2", "--set strategy.grades=[1,2: [1,2 is not a TOML value "
+         "(Unclosed array (at end of document))"),
         ("a.b.c=1", "--set a.b.c=1: expected section.key=value"),
         ("strategy.nope=1", "--set strategy.nope=1: unknown key strategy.nope"),
         ("strategy.symbl=QQQ",
