@@ -47,6 +47,19 @@ def test_user_mistakes_are_one_line_on_stderr(args, message, tmp_path):
     assert message in lines[0]
 
 
+@pytest.mark.parametrize("out, message", [
+    ("afile", "argument --out: {tmp}/afile is a file, not a folder"),
+    ("afile/report", "argument --out: {tmp}/afile/report is inside {tmp}/afile, a file, not "
+                     "a folder"),
+])
+def test_an_out_that_cannot_be_a_folder_names_the_option(tmp_path, capsys, out, message):
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(SystemExit) as stop:
+        main(["backtest", "--out", str(tmp_path / out)])
+    assert stop.value.code == 2
+    assert message.format(tmp=tmp_path) in capsys.readouterr().err
+
+
 def test_a_broken_bar_file_is_refused_with_its_rule(tmp_path, capsys):
     bars = pd.DataFrame({"timestamp": pd.date_range("2024-01-03 09:30", periods=3, freq="1min",
                                                     tz="America/New_York"),

@@ -40,8 +40,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (MtbtError, OSError) as exc:    # OSError: e.g. a report folder that cannot be made
+    except MtbtError as exc:
         print(f"mtbt: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:           # e.g. a disk that filled up, a folder made read-only
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mtbt: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mtbt: interrupted", file=sys.stderr)

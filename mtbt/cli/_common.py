@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from pathlib import Path
 
 from mtbt.errors import ConfigError
 from mtbt.research.metrics import CHOICES
@@ -59,8 +61,24 @@ def add_data(parser: argparse.ArgumentParser) -> None:
 
 def add_out(parser: argparse.ArgumentParser, default: str, what: str = "report folder",
             metavar: str = "DIR") -> None:
-    """``--out``: where the command writes (``default`` says where without it)."""
-    parser.add_argument("--out", metavar=metavar, help=f"{what} (default: {default})")
+    """``--out``: where the command writes (``default`` says where without it); a folder
+    (``metavar`` DIR) is checked at once (``out_folder``)."""
+    parser.add_argument("--out", metavar=metavar, type=out_folder if metavar == "DIR" else str,
+                        help=f"{what} (default: {default})")
+
+
+def out_folder(text: str) -> str:
+    """``--out``: a folder that exists or can be made (checked before any work is done)."""
+    path = Path(text).expanduser()
+    for part in (path, *path.parents):
+        if part.exists():
+            if not part.is_dir():
+                where = "is a file" if part == path else f"is inside {part}, a file"
+                raise argparse.ArgumentTypeError(f"{text} {where}, not a folder")
+            if not os.access(part, os.W_OK | os.X_OK):
+                raise argparse.ArgumentTypeError(f"{text}: {part} is not writable")
+            break
+    return text
 
 
 def add_no_tearsheet(parser: argparse.ArgumentParser,
