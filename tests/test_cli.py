@@ -25,6 +25,17 @@ def test_help_lists_the_commands():
         assert option in sub.stdout
 
 
+@pytest.mark.parametrize("command", ["paper", "sweep", "walkforward", "check"])
+def test_help_wraps_to_the_terminal_and_explains_every_argument(command, capsys,
+                                                               monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = capsys.readouterr().out
+    assert max(len(line) for line in text.splitlines() if "{" not in line) <= 92
+    assert "RUN.toml              run file" in text and "override a run-file key" in text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--set", "risk_management.max_position=2"], "did you mean 'max_positions'?"),
     (["--set", "risk_management.risk_per_trade_pct=0.5"], "0.02 to 0.05"),

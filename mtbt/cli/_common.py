@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import textwrap
 from pathlib import Path
 
 from mtbt.errors import ConfigError
@@ -32,6 +33,22 @@ stopped at the end. --address HOST:6379 (or ray://HOST:10001, or "auto" on a clu
 runs on an existing cluster instead; every node needs mtbt installed (pip install
 'mtbt[scale]', the same version). The bars are read once here and sent through Ray's object
 store, so the data files are needed only on this machine."""
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Help text whose prose paragraphs wrap to the terminal, while indented lines (examples
+    and tables in an epilog) keep their own layout."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        blocks = []
+        for block in text.split("\n\n"):
+            lines = block.splitlines()
+            if any(line[:1].isspace() for line in lines):
+                blocks.append("\n".join(indent + line for line in lines))
+            else:
+                blocks.append(textwrap.fill(" ".join(lines), width, initial_indent=indent,
+                                            subsequent_indent=indent))
+        return "\n\n".join(blocks)
 
 
 def add_run(parser: argparse.ArgumentParser, help: str | None = RUN_HELP) -> None:

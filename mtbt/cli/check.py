@@ -12,8 +12,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     check = sub.add_parser("check", help="validate a run file and print it resolved",
                            description="Load RUN.toml with the same strict checks as a "
                                        "backtest and print the resolved config as JSON.")
-    add_run(check, help=None)
-    add_overrides(check, help=None)
+    add_run(check)
+    add_overrides(check)
     check.set_defaults(func=cmd_check)
 
 

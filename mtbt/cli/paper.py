@@ -10,7 +10,7 @@ import datetime as dt
 import math
 import sys
 
-from mtbt.cli._common import add_data_option, add_overrides, add_run, load
+from mtbt.cli._common import Formatter, add_data_option, add_overrides, add_run, load
 from mtbt.errors import ConfigError
 
 _EPILOG = """\
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "trades_, balance_progression_, session_summary_...). With --replay it "
                     "runs against a local Alpaca simulator fed by a recorded bar file, "
                     "without keys.",
-        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_EPILOG, formatter_class=Formatter)
     add_run(paper)
     add_overrides(paper)
     paper.add_argument("--dry-run", action="store_true",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mtbt._progress import progress_bar
-from mtbt.cli._common import RAY_EPILOG, add_research
+from mtbt.cli._common import RAY_EPILOG, Formatter, add_research
 from mtbt.research.metrics import show
 
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "row per combination) and heatmap.html. Every combination is checked "
                     "before anything runs. Finished results are kept in OUT/results.jsonl: "
                     "rerunning with the same --out runs only the rest.",
-        epilog=RAY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=RAY_EPILOG, formatter_class=Formatter)
     add_research(sweep)
     sweep.add_argument("--axes", metavar="KEY[,KEY]",
                        help="the heatmap's x and y keys, e.g. scaling_exits.tp1_pct,"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from mtbt._progress import progress_bar
-from mtbt.cli._common import RAY_EPILOG, add_no_tearsheet, add_research
+from mtbt.cli._common import RAY_EPILOG, Formatter, add_no_tearsheet, add_research
 from mtbt.research.metrics import show
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "are stitched into one out-of-sample run (equity.csv, trades.csv, "
                     "summary.json, tearsheet.html) with walkforward.md, which shows in-sample "
                     "and out-of-sample figures side by side, and windows.csv.",
-        epilog=RAY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=RAY_EPILOG, formatter_class=Formatter)
     add_research(walk)
     walk.add_argument("--train", required=True, metavar="Nd",
                       help="train window in trading sessions, e.g. 60d")
