@@ -11,7 +11,10 @@ Routes: ``GET /v2/account``, ``/v2/clock``, ``/v2/calendar``; ``POST /v2/orders`
 /v2/orders/{id}``; ``PATCH /v2/orders/{id}`` (replace an order: answers the new order, sends
 ``replaced`` for the old one and ``new`` for the new one); ``GET``/``DELETE /v2/positions``
 and ``/v2/positions/{symbol}``; ``GET /v2/assets/{symbol}``; ``GET /v2/stocks/bars`` and
-``/v2/stocks/bars/latest``; ``POST /_sim/ready``, ``GET /_sim/status``.
+``/v2/stocks/bars/latest``; ``GET /v1beta1/options/quotes/latest`` (``symbols``: at most
+100 OCC symbols, ``feed`` indicative or opra, both served alike; answers ``{"quotes":
+{symbol: Quote}}`` without the symbols that have no quote, see :mod:`mtbt.sim.quotes`);
+``POST /_sim/ready``, ``GET /_sim/status``.
 """
 from __future__ import annotations
 
@@ -39,6 +42,8 @@ log = logging.getLogger(__name__)
 Reply = tuple[int, Any]
 JSON = dict[str, Any]
 _UNAUTHORIZED = error(40110000, "request is not authorized")
+#: symbols one option latest-quote request may name (Alpaca's documented limit)
+OPTION_SYMBOLS_MAX = 100
 
 
 class Venue(Protocol):
@@ -79,6 +84,7 @@ class Venue(Protocol):
     def get_bars(self, start: pd.Timestamp | None, end: pd.Timestamp | None, offset: int = ...,
                  limit: int = ..., descending: bool = ...) -> tuple[list[JSON], bool]: ...
     def get_latest_bar(self) -> JSON | None: ...
+    def get_option_quotes(self, symbols: Iterable[str]) -> dict[str, JSON]: ...
     def ready(self, t: Any) -> None: ...
     def count_request(self, route: str) -> None: ...
     def record_fault(self, route: str, status: int, created: bool) -> None: ...
@@ -123,6 +129,7 @@ class RestServer:
             ("GET", "/v2/assets/{symbol}", self.asset),
             ("GET", "/v2/stocks/bars", self.bars),
             ("GET", "/v2/stocks/bars/latest", self.latest_bars),
+            ("GET", "/v1beta1/options/quotes/latest", self.option_quotes),
             ("POST", "/_sim/ready", self.ready), ("GET", "/_sim/status", self.status),
         ]:
             pattern = re.escape(template).replace(r"\{id\}", "(?P<id>[^/]+)")
@@ -297,6 +304,18 @@ class RestServer:
         symbols = [s for s in (query.get("symbols") or "").split(",") if s]
         bar = sim.get_latest_bar() if sim.symbol in symbols else None
         return 200, {"bars": {sim.symbol: bar} if bar is not None else {}}
+
+    def option_quotes(self, query: dict[str, str], **_: Any) -> Reply:
+        symbols = list(dict.fromkeys(s for s in (query.get("symbols") or "").split(",") if s))
+        if not symbols:
+            raise ApiError(400, 40010001, "symbols is required")
+        if len(symbols) > OPTION_SYMBOLS_MAX:
+            raise ApiError(400, 40010001, f"too many symbols: {len(symbols)} (at most "
+                                          f"{OPTION_SYMBOLS_MAX})")
+        feed = query.get("feed") or "indicative"
+        if feed not in ("indicative", "opra"):
+            raise ApiError(400, 40010001, f"invalid feed: {feed}")
+        return 200, {"quotes": self.sim.get_option_quotes(symbols)}
 
     # -- sim-only --------------------------------------------------------------------------
     def ready(self, body: Any, **_: Any) -> Reply:

@@ -1,5 +1,5 @@
-"""The Simulator: one local Alpaca (paper trading REST, trade_updates stream, stock bars REST
-and the bar stream) replaying a DataFrame of 1-minute bars, bar by bar.
+"""The Simulator: one local Alpaca (paper trading REST, trade_updates stream, stock bars REST,
+the bar stream and option quotes REST) replaying a DataFrame of 1-minute bars, bar by bar.
 
 Its public API is what the servers use: the methods named after alpaca-py's
 ``TradingClient`` (``get_account``, ``submit_order``, ``replace_order``, ...) answer with the
@@ -29,6 +29,7 @@ from mtbt.sim.exchange import Exchange
 from mtbt.sim.faults import Faults
 from mtbt.sim.market import BarRow
 from mtbt.sim.orders import SimOrder
+from mtbt.sim.quotes import OptionQuoteBook
 from mtbt.sim.rest import RestServer
 from mtbt.sim.streams import StreamServer
 from mtbt.sim.wire import asset_json, calendar_json, clock_json, order_json
@@ -59,12 +60,19 @@ class Simulator:
     chain_model : the synthetic option chain's settings (fills and marks).
     faults : :class:`Faults` to inject (all off by default).
     keys : the (key id, secret) every client must present.
+    option_bars : recorded 1-minute option bars of the replayed day (a frame of the options
+        store's contract, ``feeds/options_store.py``): the option quotes route serves quotes
+        made from them instead of the synthetic chain's (:mod:`mtbt.sim.quotes`).
+    half_spread_pct : the half spread put around a recorded close (default: the chain's).
+    option_stale_minutes : how long a recorded bar's close stays quoted after the bar ended.
     """
 
     def __init__(self, bars: pd.DataFrame, start: Any, symbol: str = "SPY",
                  cash: float = 25_000.0, slippage: float = 0.0,
                  chain_model: ChainModel | None = None, faults: Faults | None = None,
-                 keys: tuple[str, str] = ("replay-key", "replay-secret")) -> None:
+                 keys: tuple[str, str] = ("replay-key", "replay-secret"),
+                 option_bars: pd.DataFrame | None = None, half_spread_pct: float | None = None,
+                 option_stale_minutes: float = 5.0) -> None:
         missing = [c for c in _COLUMNS if c not in bars.columns]
         if missing:
             raise ValueError(f"bars lack columns {missing}")
@@ -89,6 +97,8 @@ class Simulator:
                                  self._start, partial_fills=self.faults.partial_fills)
         if self._k > 0:
             self.exchange.last_bar = self._row(self._k - 1)
+        self.option_quotes = OptionQuoteBook(self.exchange.options, symbol, option_bars,
+                                             half_spread_pct, option_stale_minutes)
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mtbt-sim:{self.keys[0]}"))
         self.requests: Counter[str] = Counter()
         self.rejections: list[tuple[int, dict]] = []
@@ -415,6 +425,13 @@ class Simulator:
         with self._lock:
             rows = self._complete_rows(None, None)
         return self._bar_json(int(rows[-1])) if len(rows) else None
+
+    def get_option_quotes(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``GET /v1beta1/options/quotes/latest``: ``{symbol: Quote}`` at :attr:`now` for
+        the symbols that have a quote (the chain's or the recorded bars', see
+        :mod:`mtbt.sim.quotes`); the others are left out."""
+        with self._lock:
+            return self.option_quotes.latest(symbols, self.now, self.exchange.last_bar)
 
     # -- what the REST server reports --------------------------------------------------------
     def count_request(self, route: str) -> None:
