@@ -123,6 +123,15 @@ def test_unknown_expired_and_malformed_symbols_are_left_out(sims) -> None:
     assert latest(client, unknown[:2]) == {}
 
 
+def test_no_model_quote_before_the_first_bar(sims) -> None:
+    bars = day_bars()
+    sim = Simulator(bars, start=bars.index[0]).start()
+    sims.append(sim)
+    assert latest(data_client(sim), [spy("C", 470)]) == {}
+    sim.step()
+    assert list(latest(data_client(sim), [spy("C", 470)])) == [spy("C", 470)]
+
+
 def test_the_route_refuses_what_alpaca_refuses(sims) -> None:
     sim = start(sims)
     client = data_client(sim)
@@ -231,8 +240,11 @@ def test_option_quotes_refuse_an_unknown_feed() -> None:
 
 
 # -- a scripted fake: what the simulator never answers -----------------------------------------
+KEYS = ("fake-key-id", "fake-secret-key")
+
+
 class QuoteServer(FakeServer):
-    """Alpaca's latest option quotes route answering scripted raw quotes; keys ``k``/``s``, a
+    """Alpaca's latest option quotes route answering scripted raw quotes; keys ``KEYS``, a
     key id in ``forbidden`` gets 403 (no subscription for the feed)."""
 
     def __init__(self, quotes: dict[str, dict], forbidden: tuple[str, ...] = ()) -> None:
@@ -247,7 +259,7 @@ class QuoteServer(FakeServer):
         if key in self.forbidden:
             return 403, self.error_body(403, "subscription does not permit querying "
                                              "recent OPRA data")
-        if (key, seen.headers.get("APCA-API-SECRET-KEY")) != ("k", "s"):
+        if (key, seen.headers.get("APCA-API-SECRET-KEY")) != KEYS:
             return 401, self.error_body(401, "request is not authorized")
         if seen.path != "/v1beta1/options/quotes/latest":
             return 404, self.error_body(404, "not found")
@@ -255,10 +267,10 @@ class QuoteServer(FakeServer):
         return 200, {"quotes": {s: self.quotes[s] for s in symbols if s in self.quotes}}
 
 
-def fake_quotes(server: QuoteServer, key: str = "k", **session) -> OptionQuotes:
-    client = OptionHistoricalDataClient(key, "s", url_override=server.url)
+def fake_quotes(server: QuoteServer, feed: str = "indicative", **session) -> OptionQuotes:
+    client = OptionHistoricalDataClient(*KEYS, url_override=server.url)
     harden(client, ResilientSession(**{"attempts": 3, "backoff": 0.01, **session}))
-    return OptionQuotes(client, url=server.url, secrets=(key, "s"),
+    return OptionQuotes(client, feed=feed, url=server.url, secrets=KEYS,
                         max_age=dt.timedelta(minutes=2))
 
 
@@ -312,11 +324,12 @@ def test_a_stalled_answer_times_out_and_is_retried() -> None:
 
 
 def test_a_forbidden_feed_is_one_line_naming_the_feed() -> None:
-    with QuoteServer({}, forbidden=("k",)) as server:
-        quotes = fake_quotes(server)
+    with QuoteServer({}, forbidden=(KEYS[0],)) as server:
+        quotes = fake_quotes(server, feed="opra")
         with pytest.raises(BrokerError) as refused:
             quotes.latest([spy("C", 470)], now=NOW)
-        assert len(server.requests) == 1
+        assert len(server.requests) == 1                   # a 403 is not retried
+        assert server.requests[0].query["feed"] == "opra"
     text = str(refused.value)
-    assert "HTTP 403" in text and "indicative feed" in text and "OPRA" in text
-    assert "\n" not in text
+    assert "HTTP 403: subscription does not permit querying recent OPRA data" in text
+    assert "opra feed needs" in text and "\n" not in text

@@ -169,9 +169,11 @@ class OptionQuotes:
                 raise BrokerError(f"{self.url} refused the keys for option quotes ({said}); "
                                   "check ALPACA_API_KEY and ALPACA_SECRET_KEY") from None
             if status == 403:
+                hint = ("the opra feed needs Alpaca's options data subscription (the "
+                        "indicative feed does not)" if self.feed == "opra" else
+                        "check that the account may read option market data")
                 raise BrokerError(f"{self.url} refused option quotes on the {self.feed} feed "
-                                  f"({said}); the opra feed needs Alpaca's options data "
-                                  "subscription, indicative does not") from None
+                                  f"({said}); {hint}") from None
             if status not in RETRY_STATUSES:
                 raise BrokerError(f"{self.url} refused an option quotes request "
                                   f"({said})") from None
