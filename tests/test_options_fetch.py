@@ -401,3 +401,29 @@ def test_help_documents_the_options_fetch(capsys):
     for word in ("--options", "--dte", "--moneyness", "MTBT_ALPACA_TRADING_URL",
                  "February 2024", "data/options"):
         assert word in text
+
+
+@pytest.mark.parametrize("source", ["polygon", "alpaca"])
+def test_the_open_falls_back_to_the_daily_bar(source, request, tmp_path, capsys):
+    server = request.getfixturevalue(source)
+    late = _ms(D2, "09:45")                    # no minute bar in D2's first 15 minutes
+    server.add_bars("SPY", "minute", [b for b in underlying_bars()
+                                      if not _ms(D2, "00:00") <= b["t"] < late])
+    server.add_bars("SPY", "day", [{"t": _ms(D2, "00:00"), "o": OPENS[D2], "h": 499.0,
+                                    "l": 495.0, "c": 498.0, "v": 1e7, "vw": 497.0, "n": 9}])
+    assert fetch(tmp_path, source, start=D2, end=D2) == 0
+    assert "2024-02-06: SPY open 496.5, 20 contracts" in capsys.readouterr().err
+    assert file_rows(tmp_path / "SPY" / "2024-02-06.parquet") == expected_rows(D2, dte=0)
+
+
+def test_alpaca_lists_contracts_still_listed_as_active(alpaca, tmp_path):
+    """On the session of today the 0DTE contracts are still active: both statuses are asked."""
+    from feeds.options_fetch import fetch_option_bars
+
+    alpaca.today = D1
+    result = fetch_option_bars("SPY", D1, D1, moneyness=MONEYNESS, source="alpaca",
+                               out=tmp_path, today=D1)
+    assert result.count("written") == 1
+    assert file_rows(tmp_path / "SPY" / "2024-02-05.parquet") == expected_rows(D1, dte=0)
+    statuses = [r.query["status"] for r in alpaca.requests if is_contracts(r)]
+    assert "inactive" in statuses and "active" in statuses
