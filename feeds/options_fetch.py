@@ -48,7 +48,7 @@ from mtbt.errors import DataError
 from mtbt.sessions import NY, Session, sessions
 
 __all__ = ["ALPACA_OPTIONS_START", "DEFAULT_OUT", "OptionsFetchResult", "SessionResult",
-           "fetch_option_bars"]
+           "expiry_limit", "fetch_option_bars"]
 
 log = logging.getLogger("mtbt.download")
 
