@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import backtrader as bt
+import pandas as pd
 
 from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
@@ -194,6 +195,9 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         _log_header(cfg, market)
         bars = market.bars
         days = bars.index.tz_localize(None).normalize()
+        short = _short_warmup(cfg.data.warmup_sessions, days, market.trade_from)
+        if short:
+            log.warning(short)
         venue = backtest_venue(cfg, BarFeed(dataname=bars), first=days[0].date(),
                                last=days[-1].date(), trade_from=market.trade_from,
                                progress=lambda n: report("backtest", n, len(bars)))
@@ -208,9 +212,28 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                                               tearsheet=want_tearsheet, version=__version__)
     finally:
         _detach_run_log(handler)
+    notes = [short, *notes] if short else notes
     regimes = daily["regime"].value_counts() if len(daily) else {}
     return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes,
                           {str(k): int(v) for k, v in regimes.items()})
+
+
+def _short_warmup(wanted: int, days: pd.DatetimeIndex, trade_from: dt.date | None) -> str:
+    """What a run with fewer than ``wanted`` warm-up sessions before its first traded session
+    should tell the user ("" when it has them all)."""
+    loaded = days.unique()
+    first = trade_from or loaded[0].date()
+    had = int((loaded < pd.Timestamp(first)).sum())
+    if had >= wanted:
+        return ""
+    ahead = list(sessions(first, first + dt.timedelta(days=2 * wanted + 10)))
+    later = (f"; --start {ahead[wanted - had]} or later has them all"
+             if len(ahead) > wanted - had else "")
+    return (f"warm-up: {had} of {wanted} sessions before the first traded session {first}: "
+            f"the first sessions trade nothing while the indicators fill (regime WARMUP), "
+            f"and until {wanted} sessions have passed the daily ATR (brick size), the trend "
+            f"EMAs and the regime read less history than a longer run's, so signals may "
+            f"differ from it{later}")
 
 
 def _log_header(cfg: RunConfig, market) -> None:

@@ -161,3 +161,18 @@ def test_a_paper_replay_of_the_day_trades_like_the_long_backtest(shared_data, ba
     got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
     pd.testing.assert_frame_equal(_from_day(got, ISSUE_DAY), expected, check_exact=True)
     assert result.summary["open_trades"] == 0 and result.stopped_by == "session end"
+
+
+def test_a_start_with_too_little_history_before_it_is_said_in_the_console_and_run_log(
+        shared_data, tmp_path, capsys):
+    from mtbt.cli import main
+
+    out = tmp_path / "r"
+    assert main(["backtest", "--data", str(shared_data / "spy_1m_2024-03-26_2025-04-02.parquet"),
+                 "--vix", str(shared_data / "vix_1d_1990_2026.parquet"), "--start",
+                 "2024-04-01", "--end", "2024-04-10", "--out", str(out),
+                 "--no-tearsheet"]) == 0
+    said = "warm-up: 3 of 20 sessions before the first traded session 2024-04-01"
+    assert said in " ".join(capsys.readouterr().out.split())
+    assert said in (out / "run.log").read_text() and "--start 2024-04-24 or later" in \
+        (out / "run.log").read_text()
