@@ -25,15 +25,18 @@ def test_help_lists_the_commands():
         assert option in sub.stdout
 
 
-@pytest.mark.parametrize("command", ["paper", "sweep", "walkforward", "check"])
+@pytest.mark.parametrize("command", ["paper", "sweep", "walkforward", "check", "data fetch",
+                                     "options calibrate"])
 def test_help_wraps_to_the_terminal_and_explains_every_argument(command, capsys,
                                                                monkeypatch):
     monkeypatch.setenv("COLUMNS", "80")
     with pytest.raises(SystemExit):
-        main([command, "--help"])
+        main([*command.split(), "--help"])
     text = capsys.readouterr().out
-    assert max(len(line) for line in text.splitlines() if "{" not in line) <= 92
-    assert "RUN.toml              run file" in text and "override a run-file key" in text
+    prose = [line for line in text.splitlines() if line and not line[0].isspace()]
+    assert max(len(line) for line in prose if "{" not in line) <= 80     # tables keep theirs
+    if command in ("paper", "sweep", "walkforward", "check"):
+        assert "RUN.toml              run file" in text and "override a run-file key" in text
 
 
 @pytest.mark.parametrize("args, message", [

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from mtbt._progress import progress_bar
-from mtbt.cli._common import add_out
+from mtbt.cli._common import Formatter, add_out
 from mtbt.errors import MtbtError
 
 _FETCH_EPILOG = """\
@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "file that follows the bar contract (timestamp = bar start, New York\n"
                     "time). Minute and hour bars keep the regular session only unless\n"
                     "--extended; day bars are stamped with the trading date at 00:00 New York.",
-        epilog=_FETCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_FETCH_EPILOG, formatter_class=Formatter)
     fetch.add_argument("symbol", metavar="SYMBOL", help="ticker, e.g. SPY or I:VIX (Polygon)")
     # the dates to download, not the run file's data.start/data.end (no run is loaded here)
     fetch.add_argument("--start", required=True, metavar="YYYY-MM-DD", help="first date")

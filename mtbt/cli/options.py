@@ -12,7 +12,7 @@ import datetime as dt
 import sys
 from pathlib import Path
 
-from mtbt.cli._common import add_data_option, add_out, add_overrides, add_run, load
+from mtbt.cli._common import Formatter, add_data_option, add_out, add_overrides, add_run, load
 
 _CALIBRATE_EPILOG = """\
 Observations are the contract-minutes with a trade (the minute's VWAP, else its close) whose
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "trades of an options bar store near the money; print the error per\n"
                     "moneyness bucket before and after, and write the fitted [options] keys\n"
                     "as a TOML snippet.",
-        epilog=_CALIBRATE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=_CALIBRATE_EPILOG, formatter_class=Formatter)
     add_run(cal, help="run file whose [options] values are the model before the fit "
                       "(default: built-in)")
     add_overrides(cal)
