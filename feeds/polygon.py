@@ -94,12 +94,12 @@ class PolygonBars:
     def _why(self, exc: HTTPError) -> str:
         """A short reason for a urllib3 failure (never its URL)."""
         reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+        if isinstance(reason, NewConnectionError):   # first: urllib3 2 makes it a timeout
+            return "cannot connect (connection refused or host unreachable)"
         if isinstance(reason, ConnectTimeoutError):
             return f"no connection within {self._timeout[0]:g} s (connect timeout)"
         if isinstance(reason, ReadTimeoutError):
             return f"no answer within {self._timeout[1]:g} s (read timeout)"
-        if isinstance(reason, NewConnectionError):
-            return "cannot connect (connection refused or host unreachable)"
         if isinstance(reason, ProtocolError):
             return "the connection was dropped before an answer"
         if isinstance(reason, ResponseError):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import socket
 import time
 from pathlib import Path
 
@@ -237,6 +238,25 @@ def test_polygon_errors_are_one_line(case, args, env, message, polygon, tmp_path
     assert fetch(out, *args, symbol=symbol) == 2
     assert message in one_error_line(capsys, "wrong-key-123", "forbidden-key-456")
     assert sorted(tmp_path.iterdir()) == []                  # no file, no parts folder
+
+
+def test_a_refused_connection_is_not_called_a_timeout(polygon, tmp_path, capsys,
+                                                      monkeypatch):
+    with socket.socket() as probe:           # a port nobody listens on (bound, then closed)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MTBT_POLYGON_URL", f"http://127.0.0.1:{port}")
+    assert fetch(tmp_path / "x.parquet", *RANGE) == 2
+    line = one_error_line(capsys)
+    assert "cannot connect (connection refused or host unreachable)" in line
+    assert "timeout" not in line
+
+
+def test_an_out_folder_for_a_bar_file_is_refused_before_any_request(polygon, tmp_path,
+                                                                     capsys):
+    assert fetch(tmp_path, *RANGE) == 2
+    assert f"--out {tmp_path} is a folder: name the parquet file" in one_error_line(capsys)
+    assert polygon.requests == [] and sorted(tmp_path.iterdir()) == []
 
 
 def test_polygon_404_is_an_unknown_symbol(polygon, tmp_path, capsys):

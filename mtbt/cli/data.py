@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mtbt._progress import progress_bar
 from mtbt.cli._common import Formatter, add_out
@@ -84,6 +85,9 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     given = [f"--{name}" for name in _OPTIONS_ONLY if getattr(args, name) is not None]
     if given:
         raise MtbtError(f"{' and '.join(given)} select option contracts: add --options")
+    if args.out and Path(args.out).is_dir():
+        raise MtbtError(f"--out {args.out} is a folder: name the parquet file to write "
+                        "(a folder is for --options)")
     from feeds.download import fetch_bars
 
     timespan = args.timespan or "minute"
