@@ -7,7 +7,9 @@ attempt can help (429, 5xx, timeouts, dropped connections) or not (401, 403, 404
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Protocol
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -44,10 +46,23 @@ def clean(text: str, secrets: tuple[str, ...] = (), limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def base_url(env: Mapping[str, str], name: str, default: str) -> str:
+    """The base URL in ``env[name]`` (or ``default``), refused unless it is http(s)://host."""
+    url = (env.get(name) or "").strip() or default
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FetchError(f"{name}={url}: expected a base URL like http://127.0.0.1:8080 or "
+                         f"{default}")
+    return url
+
+
 def status_error(source: str, status: int | None, message: str, symbol: str,
                  timespan: str, key_env: str) -> FetchError:
     """The FetchError for an HTTP error answer (``message``: the API's own text, cleaned)."""
     said = f"HTTP {status}: {message}" if message else f"HTTP {status}"
+    if message.lstrip().startswith("<"):         # a web page, not the API's JSON
+        return FetchError(f"{source} answered HTTP {status} with a web page, not an API "
+                          "answer: is its base URL the API's?")
     if status == 401:
         return FetchError(f"{source} refused the API key ({said}); check {key_env}")
     if status == 403:

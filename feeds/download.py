@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from feeds._fetch import BarSource, FetchError, clean
+from feeds._fetch import BarSource, FetchError, base_url, clean
 from feeds._parts import claim_parts, part_path, save_part
 from feeds.parquet import OHLCV, read_bars, read_daily, regular_hours
 from mtbt.errors import DataError
@@ -213,11 +213,11 @@ def _open_source(source: str, secrets: tuple[str, ...], env: Mapping[str, str],
     if source == "polygon":
         from feeds.polygon import PolygonBars
 
-        return PolygonBars(secrets[0], env.get("MTBT_POLYGON_URL") or POLYGON_URL, timeout)
+        return PolygonBars(secrets[0], base_url(env, "MTBT_POLYGON_URL", POLYGON_URL), timeout)
     from feeds.alpaca_bars import AlpacaBars
 
-    return AlpacaBars(secrets[0], secrets[1], env.get("MTBT_ALPACA_DATA_URL") or ALPACA_DATA_URL,
-                      timeout)
+    return AlpacaBars(secrets[0], secrets[1],
+                      base_url(env, "MTBT_ALPACA_DATA_URL", ALPACA_DATA_URL), timeout)
 
 
 def _download(src: BarSource, req: Request, todo: list[tuple[dt.date, dt.date]], parts: Path,

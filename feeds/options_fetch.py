@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from feeds import download
-from feeds._fetch import FetchError, clean
+from feeds._fetch import FetchError, base_url, clean
 from feeds.download import RetryPolicy
 from feeds.options_sources import BAR_COLUMNS, Contract, OptionSource
 from feeds.options_store import option_bars_path, read_option_bars, write_option_bars
@@ -179,11 +179,11 @@ def _open_source(source: str, secrets: tuple[str, ...], env: Mapping[str, str],
     from feeds.options_sources import AlpacaOptions, PolygonOptions
 
     if source == "polygon":
-        return PolygonOptions(secrets[0], env.get("MTBT_POLYGON_URL") or download.POLYGON_URL,
-                              timeout)
+        return PolygonOptions(secrets[0],
+                              base_url(env, "MTBT_POLYGON_URL", download.POLYGON_URL), timeout)
     return AlpacaOptions(secrets[0], secrets[1],
-                         env.get("MTBT_ALPACA_DATA_URL") or download.ALPACA_DATA_URL,
-                         env.get("MTBT_ALPACA_TRADING_URL") or ALPACA_TRADING_URL, timeout,
+                         base_url(env, "MTBT_ALPACA_DATA_URL", download.ALPACA_DATA_URL),
+                         base_url(env, "MTBT_ALPACA_TRADING_URL", ALPACA_TRADING_URL), timeout,
                          today)
 
 

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import http.server
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -257,6 +259,39 @@ def test_an_out_folder_for_a_bar_file_is_refused_before_any_request(polygon, tmp
     assert fetch(tmp_path, *RANGE) == 2
     assert f"--out {tmp_path} is a folder: name the parquet file" in one_error_line(capsys)
     assert polygon.requests == [] and sorted(tmp_path.iterdir()) == []
+
+
+def test_a_base_url_that_is_no_url_is_named(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("POLYGON_API_KEY", KEY)
+    monkeypatch.setenv("MTBT_POLYGON_URL", "notaurl")
+    assert fetch(tmp_path / "x.parquet", *RANGE) == 2
+    assert "MTBT_POLYGON_URL=notaurl: expected a base URL" in one_error_line(capsys)
+
+
+def test_a_web_page_answer_is_not_called_an_unknown_symbol(tmp_path, capsys, monkeypatch):
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:           # noqa: N802 - the handler's name
+            body = b"<!DOCTYPE html><html><body>Not here</body></html>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("POLYGON_API_KEY", KEY)
+        monkeypatch.setenv("MTBT_POLYGON_URL", f"http://127.0.0.1:{server.server_port}")
+        assert fetch(tmp_path / "x.parquet", *RANGE) == 2
+    finally:
+        server.shutdown()
+        server.server_close()
+    line = one_error_line(capsys)
+    assert "HTTP 404 with a web page, not an API answer" in line and "symbol" not in line
 
 
 def test_polygon_404_is_an_unknown_symbol(polygon, tmp_path, capsys):
