@@ -132,3 +132,34 @@ def test_walkforward_chooses_on_train_and_trades_only_inside_test(local_ray, gri
     summary = json.loads((out / "summary.json").read_text())
     assert summary["trades"] == windows["oos_trades"].sum() == trades["trade_id"].nunique()
     assert "optimistic" in (out / "walkforward.md").read_text()
+
+
+def test_an_address_nothing_answers_at_is_one_line_within_seconds():
+    import socket
+    import time
+
+    from mtbt.errors import MtbtError
+    from mtbt.research.pool import check_address
+
+    with socket.socket() as probe:           # a port nobody listens on (bound, then closed)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    started = time.monotonic()
+    with pytest.raises(MtbtError, match=f"nothing answers at 127.0.0.1:{port}"):
+        check_address(f"127.0.0.1:{port}")
+    assert time.monotonic() - started < 30
+    with pytest.raises(MtbtError, match="expected HOST:PORT"):
+        check_address("127.0.0.1:notaport")
+
+
+def test_a_ray_client_address_needs_the_client_or_is_refused_in_one_line():
+    from mtbt.errors import MtbtError
+    from mtbt.research.pool import check_address
+
+    try:
+        import grpc  # noqa: F401
+    except ImportError:
+        with pytest.raises(MtbtError, match=r"ray:// needs Ray's client \(pip install"):
+            check_address("ray://127.0.0.1:10001")
+    else:
+        pytest.skip("Ray's client is installed: ray:// addresses are probed like the others")

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from mtbt.errors import MtbtError
 from mtbt.research.tasks import Task, run_task
@@ -41,6 +43,34 @@ def import_ray():
     except ImportError:
         raise MtbtError("ray is not installed: pip install 'mtbt[scale]'") from None
     return ray
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line and within ``timeout`` s, a ``--address`` nothing answers at
+    (``ray.init`` would retry for minutes) and a ``ray://`` one without Ray's client."""
+    if address == "auto":
+        return
+    client = address.startswith("ray://")
+    if client:
+        try:
+            import grpc  # noqa: F401  (ray[client] brings it)
+        except ImportError:
+            raise MtbtError(f"--address {address}: ray:// needs Ray's client "
+                            "(pip install 'ray[client]'), or use HOST:6379 on a cluster "
+                            "node") from None
+    where = urlsplit(address if "://" in address else f"ray://{address}")
+    try:
+        host, port = where.hostname, where.port or (10001 if client else 6379)
+    except ValueError as exc:
+        raise MtbtError(f"--address {address}: expected HOST:PORT ({exc})") from None
+    if not host:
+        raise MtbtError(f"--address {address}: expected HOST:PORT")
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        why = "no answer" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+        raise MtbtError(f"--address {address}: nothing answers at {host}:{port} ({why}); "
+                        "is the Ray cluster up (ray start --head)?") from None
 
 
 class RayPool:
@@ -74,6 +104,8 @@ class RayPool:
         ray = import_ray()
         if not ray.is_initialized():
             quiet = dict(log_to_driver=False, logging_level=logging.ERROR)
+            if self.address:
+                check_address(self.address)
             try:
                 if self.address:
                     ray.init(address=self.address, **quiet)
