@@ -3,8 +3,9 @@
 Equity orders are filled by BackBroker's rules (market at the next open, stops and limits on
 touch, slippage, the submit-time cash check) and booked in the ledger. Structures are opened
 and closed with ``open_structure`` / ``close_structure``; they fill at the next bar's open
-at the synthetic chain's honest prices (buy at the ask, sell at the bid, fees per
-contract), are marked to the model at every bar's close (so ``getvalue``, equity.csv, the
+at the chain's honest prices (buy at the ask, sell at the bid, fees per contract; the
+synthetic chain's, or recorded option bars' where ``prices`` has them: see
+``mtbt.options.recorded``), are marked at every bar's close (so ``getvalue``, equity.csv, the
 drawdown checks and the tearsheet see them), and any still open when their expiry session
 closes are cash settled at intrinsic value. A live broker offers the same two calls (as
 multi-leg orders).
@@ -22,10 +23,12 @@ class BacktestBroker(LedgerBroker, bt.brokers.BackBroker):
     """The ``Ledger`` plus local fills by backtrader's rules (see the module docstring).
 
     Params:
-      - ``chain_model``: the ``ChainModel`` that prices every fill and mark
+      - ``chain_model``: the ``ChainModel`` that prices every fill and mark (where
+        ``prices`` has no recorded one)
+      - ``prices``: a ``RecordedPrices`` source (None: the model everywhere)
     """
 
-    params = (("chain_model", ChainModel()),)
+    params = (("chain_model", ChainModel()), ("prices", None))
 
     # BackBroker's own code reads and writes cash and positions: they are the ledger's
     @property
@@ -50,7 +53,8 @@ class BacktestBroker(LedgerBroker, bt.brokers.BackBroker):
         return self.ledger
 
     def start(self) -> None:
-        self.ledger = Ledger(self.p.chain_model, self.p.cash, self.getcommissioninfo)
+        self.ledger = Ledger(self.p.chain_model, self.p.cash, self.getcommissioninfo,
+                             prices=self.p.prices)
         super().start()
         self._queued: list[StructureOrder] = []
 

@@ -20,6 +20,7 @@ import backtrader as bt
 
 from mtbt.options.book import LegFill, StructureOrder, StructurePosition
 from mtbt.options.chain import ChainModel, SyntheticChain
+from mtbt.options.recorded import PriceCounts, RecordedPrices, source_of
 from mtbt.options.structures import Structure
 from mtbt.sessions import sessions
 
@@ -28,11 +29,16 @@ _MINUTE = dt.timedelta(minutes=1)
 
 class Ledger:
     """The books (see the module docstring). ``comminfo(data)`` gives a data's commission
-    info (the broker's ``getcommissioninfo``)."""
+    info (the broker's ``getcommissioninfo``); ``prices`` the run's option price source
+    (recorded bars where they cover a session; None: the synthetic chain everywhere).
+    ``counts`` tallies what priced each leg fill and mark (``PriceCounts``)."""
 
     def __init__(self, chain_model: ChainModel, cash: float,
-                 comminfo: Callable[[object], bt.CommInfoBase]) -> None:
+                 comminfo: Callable[[object], bt.CommInfoBase],
+                 prices: RecordedPrices | None = None) -> None:
         self.chain_model = chain_model
+        self.prices = prices
+        self.counts = prices.counts if prices is not None else PriceCounts()
         self.cash = float(cash)
         self.comminfo = comminfo
         self.positions: collections.defaultdict = collections.defaultdict(bt.Position)
@@ -132,11 +138,17 @@ class Ledger:
         return cash
 
     # -- structures ------------------------------------------------------------------------
-    def chain(self, data, when: dt.datetime, spot: float, expiry: dt.date) -> SyntheticChain:
-        """The synthetic chain at ``when`` for an expiry date (IV from the feed's prior
-        VIX)."""
-        return SyntheticChain(self.chain_model, spot, data.vix[0], when,
-                              self.expiry_close(expiry))
+    def chain(self, data, when: dt.datetime, spot: float, expiry: dt.date, *,
+              at_open: bool = False) -> SyntheticChain:
+        """The chain at ``when`` for an expiry date (IV from the feed's prior VIX): recorded
+        prices where ``prices`` covers the session (``at_open``: a fill at the open of the
+        minute ``when``; else a mark or decision at the close time ``when``), the model's
+        elsewhere."""
+        if self.prices is None:
+            return SyntheticChain(self.chain_model, spot, data.vix[0], when,
+                                  self.expiry_close(expiry))
+        return self.prices.chain(self.chain_model, spot, data.vix[0], when,
+                                 self.expiry_close(expiry), at_open=at_open)
 
     def expiry_close(self, expiry: dt.date) -> dt.datetime:
         if expiry not in self._closes:
@@ -148,13 +160,17 @@ class Ledger:
     def fill_legs(self, order: StructureOrder, data, now: dt.datetime, sign: int,
                   prices: Callable | None = None) -> tuple[tuple[LegFill, ...], float, float]:
         """Each leg at the chain's honest price (or ``prices(leg)``, a broker's own fill);
-        the net signed premium per unit; the fees."""
-        chain = self.chain(data, now, data.open[0], order.structure.expiry)
+        the net signed premium per unit; the fees. The chain's fills are counted by source
+        (recorded or model)."""
+        chain = self.chain(data, now, data.open[0], order.structure.expiry, at_open=True)
         legs, premium = [], 0.0
         for leg in order.structure.legs:
             trade_qty = sign * leg.qty
-            price = chain.fill(leg.right, leg.strike, trade_qty) if prices is None \
-                else prices(leg)
+            if prices is None:
+                price = chain.fill(leg.right, leg.strike, trade_qty)
+                self.counts.fills[source_of(chain, leg.right, leg.strike)] += 1
+            else:
+                price = prices(leg)
             premium += leg.qty * price
             legs.append(LegFill(leg.right, leg.strike, leg.expiry, trade_qty * order.contracts,
                                 price))
@@ -211,14 +227,17 @@ class Ledger:
         return settled
 
     def mark(self) -> None:
-        """Each structure's model mid at this bar's close (``position.mark``) and their sum
-        (``book_value``)."""
+        """Each structure's mid at this bar's close (``position.mark``: recorded closes where
+        the session is covered and fresh, the model's elsewhere; each leg counted) and their
+        sum (``book_value``)."""
         mult, total = self.chain_model.multiplier, 0.0
         for position in self.structures.values():
             data = position.data
             now = data.datetime.datetime(0) + _MINUTE
             chain = self.chain(data, now, data.close[0], position.structure.expiry)
             position.mark = position.structure.value(chain)
+            for leg in position.structure.legs:
+                self.counts.marks[source_of(chain, leg.right, leg.strike)] += 1
             total += position.mark * mult * position.contracts
         self.book_value = total
 
@@ -249,9 +268,15 @@ class LedgerBroker:
         return self._queue(order)
 
     def chain(self, data, when: dt.datetime, spot: float, expiry: dt.date) -> SyntheticChain:
-        """The synthetic chain at ``when`` for an expiry date (IV from the feed's prior
-        VIX)."""
+        """The chain at the close time ``when`` for an expiry date (``Ledger.chain``: recorded
+        prices where the run has them, the synthetic chain's elsewhere)."""
         return self.ledger.chain(data, when, spot, expiry)
+
+    @property
+    def price_counts(self) -> PriceCounts:
+        """What priced the run's option legs, and the structures refused for want of a
+        recorded price or for liquidity (the strategy adds those)."""
+        return self.ledger.counts
 
     def free_cash(self) -> float:
         """Cash a new share entry may use (``RiskSizer`` sizes to it): see
