@@ -120,11 +120,13 @@ class Strategy(_Section):
 
 
 class Data(_Section):
-    """``[data]``: bar and VIX files (``""`` = the synthetic sample) and the sessions to run."""
+    """``[data]``: bar and VIX files (``""`` = the synthetic sample), the options bar store
+    (``options``: its root folder, ``""`` = none) and the sessions to run."""
 
     section: ClassVar[str] = "data"
     bars: str = ""
     vix: str = ""
+    options: str = ""
     bar_label: Literal["start", "end"] = "start"
     start: OptionalDate = None
     end: OptionalDate = None
@@ -248,8 +250,10 @@ class Deployment(_Section):
 
 
 class Options(_Section):
-    """``[options]``: expiry, the allocator (expected value under the exits) and the synthetic
-    chain that prices structures (``ChainModel``)."""
+    """``[options]``: expiry, the allocator (expected value under the exits), the synthetic
+    chain that prices structures (``ChainModel``), where prices come from (``prices``:
+    the model, recorded option bars or both; ``mtbt.options.recorded``) and the liquidity
+    rules a candidate's legs must pass (0 = off)."""
 
     section: ClassVar[str] = "options"
     CHAIN_KEYS: ClassVar[tuple[str, ...]] = ("iv_floor", "atm_iv_ratio", "skew", "smile",
@@ -270,6 +274,12 @@ class Options(_Section):
     smile: float = Field(0.03, ge=0, le=5)
     half_spread_pct: float = Field(0.03, ge=0, le=1)
     fee_per_contract: float = Field(0.65, ge=0, le=10)
+    prices: Literal["model", "recorded", "auto"] = "model"
+    stale_minutes: int = Field(5, ge=1, le=390)
+    recorded_half_spread_pct: float = Field(0.01, ge=0, le=1)
+    max_spread_pct: float = Field(0.0, ge=0, le=10)
+    min_bid: float = Field(0.0, ge=0, le=1000)
+    min_volume: int = Field(0, ge=0)
 
 
 class IronCondor(_Section):
@@ -327,6 +337,14 @@ class RunConfig(BaseModel):
     iron_condor: IronCondor = Field(default_factory=IronCondor)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     validation: Validation = Field(default_factory=Validation)
+
+    @model_validator(mode="after")
+    def _cross(self) -> RunConfig:
+        if self.options.prices != "model" and not self.data.options:
+            raise PydanticCustomError(
+                CROSS, f"options.prices = {fmt(self.options.prices)} needs data.options (the "
+                       "options bar store folder)", {"keys": "options.prices data.options"})
+        return self
 
     def as_dict(self) -> dict[str, Any]:
         """Return the run as JSON-ready data (dates and times as ISO strings)."""

@@ -19,14 +19,16 @@ from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
 from feeds.arrays import BarFeed
 from feeds.loader import MarketData, load_market_data
+from feeds.options_store import OptionStore
 from mtbt import registry
 from mtbt._version import __version__
 from mtbt.brokers.backtest import BacktestBroker
 from mtbt.config import RunConfig
 from mtbt.errors import ConfigError
 from mtbt.exits import ExitRules
-from mtbt.options.allocator import AllocatorSettings
+from mtbt.options.allocator import AllocatorSettings, Liquidity
 from mtbt.options.chain import ChainModel
+from mtbt.options.recorded import PriceCounts, RecordedPrices
 from mtbt.risk import RiskManager, RiskSizer
 from mtbt.sessions import Session, sessions
 from mtbt.strategies import ManagedStrategy
@@ -50,7 +52,46 @@ def allocator_settings(cfg: RunConfig) -> AllocatorSettings:
     o = cfg.options
     return AllocatorSettings(score=o.score, min_edge=o.min_edge, fallback=o.fallback,
                              paths=o.ev_paths, seed=o.ev_seed, vol_sessions=o.vol_sessions,
-                             edge=o.edge, edge_shrink=o.edge_shrink, gap=o.worst_gap_pct)
+                             edge=o.edge, edge_shrink=o.edge_shrink, gap=o.worst_gap_pct,
+                             liquidity=Liquidity(o.max_spread_pct, o.min_bid, o.min_volume))
+
+
+def option_prices(cfg: RunConfig, traded: list[dt.date]) -> RecordedPrices:
+    """The run's option price source: for ``prices = "model"`` one that covers nothing (the
+    synthetic chain everywhere, counted); else the store ``data.options`` for the run's
+    symbol, after the checks a user can fix: the store exists and holds the symbol; with
+    "recorded", it covers every session in ``traded`` (the first missing one named).
+    Sessions are read when first priced (``OptionStore.bars``)."""
+    o, root = cfg.options, cfg.data.options
+    if o.prices == "model":
+        prices = RecordedPrices("model", (), _no_store)
+        prices.counts.sessions["model"] = len(traded)
+        return prices
+    symbol = cfg.strategy.symbol
+    store = OptionStore(root, symbol)
+    if not store.days:
+        others = sorted(p.name for p in Path(root).iterdir() if p.is_dir()
+                        and any(p.glob("*.parquet")))
+        raise ConfigError(f"{cfg.source}: data.options = {root!r} holds no {symbol} sessions "
+                          f"(the run's strategy.symbol; it has {', '.join(others) or 'none'})")
+    missing = [d for d in traded if not store.covers(d)]
+    if o.prices == "recorded" and missing:
+        raise ConfigError(f"{cfg.source}: options.prices = \"recorded\" but data.options = "
+                          f"{root!r} has no {symbol} session {missing[0]} ({len(missing)} of "
+                          f"{len(traded)} traded sessions missing; \"auto\" prices them by "
+                          "the model)")
+    covered = [d for d in traded if store.covers(d)]
+    counts = PriceCounts(o.prices)
+    counts.sessions["recorded"], counts.sessions["model"] = len(covered), len(missing)
+    if not covered:
+        log.warning("NOTE data.options = %s covers none of the %d traded sessions: every "
+                    "option price is the model's", root, len(traded))
+    return RecordedPrices(o.prices, store.days, store.bars, stale_minutes=o.stale_minutes,
+                          half_spread_pct=o.recorded_half_spread_pct, counts=counts)
+
+
+def _no_store(day: dt.date):
+    raise AssertionError(f"a model-priced run read the options store ({day})")
 
 
 def strategy_kwargs(cfg: RunConfig, strategy: type[bt.Strategy] | None = None) -> dict:
@@ -112,15 +153,21 @@ class Venue:
 
 def backtest_venue(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
                    trade_from: dt.date | None = None,
-                   progress: Callable[[int], None] | None = None) -> Venue:
+                   progress: Callable[[int], None] | None = None,
+                   traded: list[dt.date] | None = None) -> Venue:
     """``data`` on the backtest broker (local fills by backtrader's rules, option
-    structures on the run's chain model) with the run's cash and slippage; the XNYS
-    sessions from ``first`` to ``last``."""
-    broker = BacktestBroker(chain_model=chain_model(cfg))
+    structures on the run's chain model, or on recorded option bars per ``[options]
+    prices``: ``option_prices``) with the run's cash and slippage; the XNYS sessions from
+    ``first`` to ``last``. ``traded``: the sessions the run trades (default: the XNYS
+    sessions from ``trade_from`` or ``first`` to ``last``)."""
+    days = sessions(first, last)
+    if traded is None:
+        traded = [d for d in days if d >= (trade_from or first)]
+    broker = BacktestBroker(chain_model=chain_model(cfg), prices=option_prices(cfg, traded))
     broker.setcash(cfg.risk_management.account_size)
     broker.set_slippage_fixed(cfg.costs.slippage_per_share, slip_open=True,
                               slip_limit=False, slip_match=True, slip_out=False)
-    return Venue(data, broker, sessions(first, last), trade_from, progress=progress)
+    return Venue(data, broker, days, trade_from, progress=progress)
 
 
 def build_cerebro(cfg: RunConfig, venue: Venue, *, strategy: type[bt.Strategy] | None = None,
@@ -198,9 +245,12 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         short = _short_warmup(cfg.data.warmup_sessions, days, market.trade_from)
         if short:
             log.warning(short)
+        traded = sorted({d.date() for d in days.unique()
+                         if market.trade_from is None or d.date() >= market.trade_from})
         venue = backtest_venue(cfg, BarFeed(dataname=bars), first=days[0].date(),
                                last=days[-1].date(), trade_from=market.trade_from,
-                               progress=lambda n: report("backtest", n, len(bars)))
+                               progress=lambda n: report("backtest", n, len(bars)),
+                               traded=traded)
         cerebro = build_cerebro(cfg, venue)
         started = time.perf_counter()
         (strat,) = cerebro.run()
