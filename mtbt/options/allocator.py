@@ -10,7 +10,16 @@ money, +0.5%, +1%, +2%) and ``w`` the wing width:
 * a broken-wing butterfly centred on each ``L(o)``, near wing ``w``, far wing ``2w``.
 
 Each is bought at the chain's executable prices (ask for longs, bid for shorts) and fees,
-and a candidate that would sell a leg at a zero bid is dropped. Its **worst-case loss**
+and a candidate that would sell a leg at a zero bid is dropped. On a chain of recorded prices
+(``mtbt.options.recorded``) a candidate with a leg that has no recorded price now is dropped
+(it would be priced by the model), and so is one with a leg that fails the liquidity rules
+(``Liquidity``: ``max_spread_pct``, ``min_bid``, ``min_volume``; they apply to the model's
+quotes too, where ``min_volume`` does not, the model having no volume). Each drop is named in
+the candidate's ``reason`` and ``code``. The entry premium is then the recorded one, while
+the exits along the paths (below) are valued on the model's quotes: a market priced below the
+model shows up as edge, so read such runs with the calibration of the chain in mind.
+
+Its **worst-case loss**
 (``ev.worst_loss``: closed at its worst executable price while the strategy may hold it,
 fees both ways) sizes it: ``contracts = floor(budget / worst-case per contract)``. Its
 **expected value** is the mean net PnL of that position over simulated paths of the
@@ -38,12 +47,63 @@ from mtbt.options import structures as st
 from mtbt.options.chain import SyntheticChain
 from mtbt.options.ev import Quotes, pnl_per_unit, worst_grid, worst_loss, years_after
 from mtbt.options.paths import ExitEvents, PathModel, simulate
-from mtbt.options.structures import Structure
+from mtbt.options.recorded import RecordedChain
+from mtbt.options.structures import Leg, Structure
 
-__all__ = ["Allocation", "AllocatorSettings", "Candidate", "allocate", "candidates"]
+__all__ = ["Allocation", "AllocatorSettings", "Candidate", "Liquidity", "allocate",
+           "candidates", "leg_problem"]
 
 OFFSETS = (0.0, 0.005, 0.01, 0.02)
 _RULES = ExitRules()
+
+
+@dataclass(frozen=True)
+class Liquidity:
+    """What every leg of a structure to open must pass (0 switches a rule off).
+
+    ``max_spread_pct``: the highest ``(ask - bid) / mid``, mid the middle of bid and ask (on
+    recorded bars the spread is the modelled one, so this bites where the tick floor
+    dominates); ``min_bid``: the lowest bid in dollars; ``min_volume``: the fewest contracts
+    traded in the session before now (recorded bars only: the model has no volume).
+    """
+
+    max_spread_pct: float = 0.0
+    min_bid: float = 0.0
+    min_volume: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.max_spread_pct or self.min_bid or self.min_volume)
+
+
+NO_RECORDED_PRICE = "no_recorded_price"
+
+
+def leg_problem(chain: SyntheticChain, leg: Leg, rules: Liquidity) -> tuple[str, str] | None:
+    """Why ``leg`` may not be opened on ``chain``: ``(code, text)``, code
+    ``"no_recorded_price"`` or the liquidity rule's key; None when it may."""
+    name = f"{leg.right}{leg.strike:g}"
+    recorded = isinstance(chain, RecordedChain)
+    if recorded and not chain.has_price(leg.right, leg.strike):
+        return NO_RECORDED_PRICE, (f"no recorded price for {name} within "
+                                   f"{chain.stale_minutes} min")
+    if not rules.active:
+        return None
+    bid, ask = float(chain.bid(leg.right, leg.strike)), float(chain.ask(leg.right, leg.strike))
+    if rules.min_bid and bid < rules.min_bid:
+        return "min_bid", f"min_bid: {name} bid {bid:.2f} < {rules.min_bid:g}"
+    if rules.max_spread_pct:
+        mid = (bid + ask) / 2
+        spread = (ask - bid) / mid if mid > 0 else math.inf
+        if spread > rules.max_spread_pct + 1e-12:
+            return "max_spread_pct", (f"max_spread_pct: {name} spread {bid:.2f}/{ask:.2f} = "
+                                      f"{spread:.1%} > {rules.max_spread_pct:.1%}")
+    if rules.min_volume and recorded:
+        volume = chain.volume(leg.right, leg.strike)
+        if volume < rules.min_volume:
+            return "min_volume", (f"min_volume: {name} traded {volume:g} today < "
+                                  f"{rules.min_volume}")
+    return None
 
 
 @dataclass(frozen=True)
@@ -51,11 +111,12 @@ class AllocatorSettings:
     """The ``[options]`` keys that steer the allocator (see ``runs/default.toml``).
 
     ``score``: "ev" or "reward_risk"; ``min_edge``: the lowest score to pick; ``fallback``:
-    "shares" or "skip" when nothing reaches it; ``paths``/``seed``: the Monte Carlo;
+    "shares" or "skip" when nothing reaches it (or, on recorded prices, when no candidate has
+    a recorded price for every leg); ``paths``/``seed``: the Monte Carlo;
     ``vol_sessions``: sessions of 1-minute returns for the realised volatility; ``edge``:
     "none" (driftless) or "signals" (a drift measured from the run's earlier trades, shrunk by
     ``edge_shrink`` pseudo-trades); ``gap``: how far beyond the stop and tp2 the worst case
-    looks (fraction of spot).
+    looks (fraction of spot); ``liquidity``: the rules every leg must pass.
     """
 
     score: str = "ev"
@@ -67,11 +128,13 @@ class AllocatorSettings:
     edge: str = "none"
     edge_shrink: float = 20.0
     gap: float = 0.005
+    liquidity: Liquidity = Liquidity()
 
 
 @dataclass(frozen=True)
 class Candidate:
-    """A priced, sized and valued structure; ``reason`` says why it was dropped (None: kept).
+    """A priced, sized and valued structure; ``reason`` says why it was dropped (None: kept)
+    and ``code`` which rule dropped it where it is a price rule (``leg_problem``'s codes).
 
     ``premium`` is per share (debit > 0), ``fees`` dollars per unit per fill,
     ``worst_loss`` dollars per contract, ``ev`` dollars for the position of ``contracts``.
@@ -86,6 +149,7 @@ class Candidate:
     p_profit: float = math.nan
     score: float = math.nan
     reason: str | None = None
+    code: str | None = None
 
     @property
     def kept(self) -> bool:
@@ -114,9 +178,11 @@ class Allocation:
     underlying: float
     budget: float
     why: str
-    fallback: bool = False      # kept candidates exist but none reached min_edge
+    fallback: bool = False      # kept candidates exist but none reached min_edge, or none
+    #                             had a recorded price for every leg
     p_tp1: float = math.nan
     p_stop: float = math.nan
+    no_recorded_price: bool = False   # no pick because legs lacked recorded prices
 
     def describe(self) -> str:
         """One journal line: the odds, the pick and why, every candidate's figures."""
@@ -144,10 +210,14 @@ def candidates(side: int, chain: SyntheticChain, *, offsets: Sequence[float] = O
 
 
 def _price(s: Structure, chain: SyntheticChain, budget: float, now: Quotes, grid: Quotes,
-           held: Mapping[tuple, int]) -> Candidate:
+           held: Mapping[tuple, int], liquidity: Liquidity) -> Candidate:
     premium, fees = float(now.open_premium(s)), s.fees(chain)
     worst = worst_loss(s, chain, premium, grid) * chain.model.multiplier
     c = Candidate(s, premium, fees, worst)
+    for leg in s.legs:
+        problem = leg_problem(chain, leg, liquidity)
+        if problem is not None:
+            return dataclasses.replace(c, code=problem[0], reason=problem[1])
     if any(leg.qty < 0 and now.leg(leg.right, leg.strike)[0] <= 0 for leg in s.legs):
         return dataclasses.replace(c, reason="sells a leg at a zero bid")
     for leg in s.legs:
@@ -186,7 +256,8 @@ def _undominated(kept: list[Candidate]) -> list[Candidate]:
 def allocate(side: int, chain: SyntheticChain, budget: float, *, bars: int, model: PathModel,
              rules: ExitRules = _RULES, offsets: Sequence[float] = OFFSETS,
              width: float | None = None, held: Mapping[tuple, int] | None = None,
-             min_edge: float = 0.0, gap: float = 0.005, score: str = "ev") -> Allocation:
+             min_edge: float = 0.0, gap: float = 0.005, score: str = "ev",
+             liquidity: Liquidity = Liquidity()) -> Allocation:
     """Price, size and value the candidates for a signal and pick one (module docstring).
 
     Parameters
@@ -204,6 +275,7 @@ def allocate(side: int, chain: SyntheticChain, budget: float, *, bars: int, mode
     min_edge : the lowest score a pick may have.
     gap : how far beyond the stop and tp2 (fraction of spot) the worst case looks.
     score : "ev" (expected value over worst case) or "reward_risk" (the older rule).
+    liquidity : the rules every leg must pass (``leg_problem``; off by default).
     """
     if side not in (1, -1):
         raise ValueError(f"side must be +1 or -1, got {side}")
@@ -219,9 +291,9 @@ def allocate(side: int, chain: SyntheticChain, budget: float, *, bars: int, mode
         width = chain.nearest_strike(spot * rules.tp1_pct)
     structures = candidates(side, chain, offsets=offsets, width=width)
     legs = [(leg.right, leg.strike) for s in structures for leg in s.legs]
-    now = Quotes(chain, spot, chain.t, legs)
+    now = _quotes_now(chain, legs)
     grid = worst_grid(chain, legs, lo=lo, hi=hi, bars=bars)
-    priced = [_price(s, chain, budget, now, grid, held or {}) for s in structures]
+    priced = [_price(s, chain, budget, now, grid, held or {}, liquidity) for s in structures]
     events, _ = simulate(rules, side, spot, bars, model)
     kept = [c for c in priced if c.kept]
     legs = [(leg.right, leg.strike) for c in kept for leg in c.structure.legs]
@@ -234,11 +306,27 @@ def allocate(side: int, chain: SyntheticChain, budget: float, *, bars: int, mode
     return _pick(cands, side, spot, budget, min_edge, score, events)
 
 
+def _quotes_now(chain: SyntheticChain, legs: list[tuple[str, float]]) -> Quotes:
+    """The legs' quotes now: the model's at the chain's spot and time, replaced by the
+    chain's own where it has recorded prices."""
+    now = Quotes(chain, chain.spot, chain.t, legs)
+    if isinstance(chain, RecordedChain):
+        for row, (right, strike) in enumerate(dict.fromkeys(legs)):   # Quotes' row order
+            now.bid[row] = chain.bid(right, strike)
+            now.ask[row] = chain.ask(right, strike)
+    return now
+
+
 def _pick(cands: tuple[Candidate, ...], side: int, spot: float, budget: float,
           min_edge: float, score: str, events: ExitEvents) -> Allocation:
     kept = [c for c in cands if c.kept]
     odds = dict(p_tp1=events.p_tp1, p_stop=events.p_stop)
     if not kept:
+        if cands and any(c.code == NO_RECORDED_PRICE for c in cands):
+            why = (f"no candidate fits ({sum(c.code == NO_RECORDED_PRICE for c in cands)} of "
+                   f"{len(cands)} lack a recorded price)")
+            return Allocation(None, cands, side, spot, budget, why, fallback=True,
+                              no_recorded_price=True, **odds)
         return Allocation(None, cands, side, spot, budget, "no candidate fits", **odds)
     pool = _undominated(kept) if score == "ev" else kept
     best = max(pool, key=lambda c: c.score)

@@ -10,8 +10,11 @@ closed minute; trades.csv shows the structure's premiums.
 Which structure: ``mtbt.options.allocate`` values every candidate along simulated paths of
 the underlying closed by these same exits, sizes it on its worst-case loss and picks the
 best expected value per dollar of worst case; when none reaches ``min_edge`` the signal is
-traded as shares or skipped (``[options] fallback``). Each decision is one journal line and
-one row of ``allocations`` (allocator.csv). Subclasses may choose the structure
+traded as shares or skipped (``[options] fallback``), and so is it when, on recorded option
+prices, no candidate has a recorded price for every leg (``SKIP``/``FALLBACK`` lines say so).
+Candidates dropped for want of a recorded price or by the liquidity rules are named in the
+``ALLOCATE`` line and counted in the broker's ``price_counts``. Each decision is one journal
+line and one row of ``allocations`` (allocator.csv). Subclasses may choose the structure
 (``choose_structure``) and their own exits (``manage_lot``).
 """
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from mtbt import exits
 from mtbt.exits import Lot, Stage
-from mtbt.options.allocator import Allocation, AllocatorSettings, allocate
+from mtbt.options.allocator import NO_RECORDED_PRICE, Allocation, AllocatorSettings, allocate
 from mtbt.options.chain import SESSION_MINUTES, TRADING_DAYS
 from mtbt.options.paths import PathModel, edge_drift, realised_sigma
 from mtbt.options.structures import Structure
@@ -57,18 +60,37 @@ class StructureLots:
         model = self.path_model(chain)
         alloc = allocate(signal.side, chain, budget, bars=self.bars_to_force_close(),
                          model=model, rules=self.rules, held=self.held_contracts(),
-                         min_edge=s.min_edge, gap=s.gap, score=s.score)
+                         min_edge=s.min_edge, gap=s.gap, score=s.score,
+                         liquidity=s.liquidity)
         self._record(signal, alloc, model)
         self.note(f"ALLOCATE {signal.note}: {alloc.describe()}")
+        self.count_drops(c.code for c in alloc.candidates)
         best = alloc.best
         if best is not None:
             return Choice(best.structure, best.contracts, best.position_worst,
                           f"EV {best.ev:+,.2f}, worst ${best.position_worst:,.2f}")
+        if alloc.no_recorded_price:
+            self.count_drops(["entries"])
         if alloc.fallback and s.fallback == "shares":
             self.note(f"FALLBACK {signal.note}: shares ({alloc.why})")
             return Choice(None)
         self.note(f"SKIP {signal.note}: {alloc.why}")
         return None
+
+    def count_drops(self, codes) -> None:
+        """Count candidates dropped for want of a recorded price (``"entries"``: a signal
+        left without a structure for it) or by a liquidity rule, in the broker's
+        ``price_counts`` (a broker without one counts nothing)."""
+        counts = getattr(self.broker, "price_counts", None)
+        if counts is None:
+            return
+        for code in codes:
+            if code == NO_RECORDED_PRICE:
+                counts.unpriced["candidates"] += 1
+            elif code == "entries":
+                counts.unpriced["entries"] += 1
+            elif code is not None:
+                counts.liquidity[code] += 1
 
     def path_model(self, chain) -> PathModel:
         """The underlying's model for this signal: realised 1-minute volatility of the last

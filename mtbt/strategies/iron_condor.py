@@ -8,6 +8,7 @@ import backtrader as bt
 
 from mtbt.exits import Lot
 from mtbt.indicators import Confluence, Regime, RegimeState, SessionBars
+from mtbt.options.allocator import NO_RECORDED_PRICE, leg_problem
 from mtbt.options.ev import close_value, worst_grid, worst_loss
 from mtbt.options.structures import iron_condor
 from mtbt.strategies._structures import Choice
@@ -25,7 +26,9 @@ class IronCondor0DTE(ManagedStrategy):
     - **Strikes**: short put and call at spot -/+ one standard deviation of the expected
       move to the close (the chain's ATM IV over the time left), on the strike grid; long
       wings ``wing_width`` further out. A condor that would sell a leg at a zero bid is
-      skipped.
+      skipped, and so is one with a leg without a recorded price (on recorded option prices)
+      or one failing the liquidity rules (``[options] max_spread_pct``, ``min_bid``,
+      ``min_volume``): a SKIP line says which, and the broker's ``price_counts`` counts it.
     - **Size** (``sizing``): ``"stop"`` (default), as many contracts as the risk budget
       covers at the loss where the stop closes it (``stop_loss`` x the credit, plus fees both
       ways), as the seed trades it; ``"max_loss"``, as many as it covers at the worst-case
@@ -105,6 +108,13 @@ class IronCondor0DTE(ManagedStrategy):
                for leg in condor.legs):
             self.note(f"SKIP iron condor {condor.label}: a leg is held the other way")
             return None
+        for leg in condor.legs:
+            problem = leg_problem(chain, leg, self.settings.liquidity)
+            if problem is not None:
+                self.count_drops([problem[0]] + (["entries"] if problem[0] == NO_RECORDED_PRICE
+                                                  else []))
+                self.note(f"SKIP iron condor {condor.label}: {problem[1]}")
+                return None
         if any(leg.qty < 0 and chain.bid(leg.right, leg.strike) <= 0 for leg in condor.legs):
             self.note(f"SKIP iron condor {condor.label}: a short leg has a zero bid")
             return None
