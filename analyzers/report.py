@@ -13,7 +13,7 @@ from analyzers.daily import daily_table
 from analyzers.journal import TRADE_COLUMNS, iso_ny
 from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
-from analyzers.tearsheet import buy_and_hold, write_tearsheet
+from analyzers.tearsheet import buy_and_hold, options_priced, write_tearsheet
 
 log = logging.getLogger("mtbt")
 
@@ -55,7 +55,8 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
     summary = summarize(trades, equity, start_equity, data=market.label,
                         data_sha256=market.sha256, version=version,
                         max_dd_action=cfg.risk_management.max_dd_action,
-                        breaker_trips=[iso_ny(t) for t in trips], allocator=counts)
+                        breaker_trips=[iso_ny(t) for t in trips], allocator=counts,
+                        option_prices=_option_prices(strat))
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     config = {"run_id": cfg.run_id, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")
@@ -70,10 +71,16 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
                      "in equity.csv and summary.json, absent from trades.csv (see run.log)")
     _payoff_charts(out, journal, strat)
     if tearsheet and len(equity):
-        notes += _tearsheet(out, equity, market, cfg, start_equity)
+        notes += _tearsheet(out, equity, market, cfg, start_equity, summary["option_prices"])
     for note in notes:
         log.warning("NOTE %s", note)
     return summary, notes, daily
+
+
+def _option_prices(strat) -> dict | None:
+    """summary.json's ``option_prices`` for an options run (None for shares)."""
+    counts = getattr(strat.broker, "price_counts", None)
+    return counts.as_dict() if counts is not None and strat.p.instrument == "options" else None
 
 
 def _payoff_charts(out: Path, journal, strat) -> None:
@@ -90,8 +97,8 @@ def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg,
-               start_equity: float) -> list[str]:
+def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float,
+               option_prices: dict | None = None) -> list[str]:
     """Write tearsheet.html; a failure of quantstats costs the tearsheet, not the run."""
     returns = daily_returns(equity, start_equity)
     if not returns.any():
@@ -101,7 +108,8 @@ def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg,
     what = "SYNTHETIC DATA" if market.synthetic else Path(market.label).name
     tmp = out / ".tearsheet.html.part"
     try:
-        write_tearsheet(returns, bench, tmp, title=f"mtbt {cfg.name}: {symbol} ({what})",
+        title = f"mtbt {cfg.name}: {symbol} ({what})" + options_priced(option_prices, ", ")
+        write_tearsheet(returns, bench, tmp, title=title,
                         benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name)
     except Exception as exc:   # quantstats fails on some degenerate series
         tmp.unlink(missing_ok=True)

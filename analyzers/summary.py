@@ -10,7 +10,8 @@ from analyzers.daily import closed_trades, end_of_day
 
 SUMMARY_KEYS = ("trades", "wins", "win_rate", "total_pnl", "max_drawdown", "sharpe",
                 "sortino", "profit_factor", "avg_r", "final_equity", "start", "end", "data",
-                "data_sha256", "version", "max_dd_action", "breaker_trips", "allocator")
+                "data_sha256", "version", "max_dd_action", "breaker_trips", "allocator",
+                "option_prices")
 
 
 def daily_returns(equity: pd.DataFrame, start_equity: float) -> pd.Series:
@@ -39,12 +40,14 @@ def sharpe_sortino(returns: pd.Series, periods: int = 252) -> tuple[float | None
 def summarize(trades: pd.DataFrame, equity: pd.DataFrame, start_equity: float, *,
               data: str, data_sha256: dict[str, str], version: str,
               max_dd_action: str = "pause", breaker_trips: list[str] | None = None,
-              allocator: dict | None = None) -> dict:
+              allocator: dict | None = None, option_prices: dict | None = None) -> dict:
     """The summary.json figures. Money in dollars; ``max_drawdown`` is a positive amount
     (largest drop of marked equity below its peak); ``avg_r`` is the mean trade PnL in units
     of the trade's initial risk; undefined ratios are null. ``breaker_trips``: when the
     drawdown breaker tripped (ISO times); ``allocator``: the options decisions counted (null
-    for shares runs)."""
+    for shares runs); ``option_prices``: what priced the option legs (``PriceCounts.as_dict``:
+    fills and marks, recorded vs model, sessions, structures skipped for want of a recorded
+    price, liquidity drops; null for shares runs)."""
     per_trade = closed_trades(trades)
     pnl = per_trade["pnl"].astype(float)
     wins = int((pnl > 0).sum())
@@ -74,4 +77,5 @@ def summarize(trades: pd.DataFrame, equity: pd.DataFrame, start_equity: float, *
         "max_dd_action": max_dd_action,
         "breaker_trips": list(breaker_trips or []),
         "allocator": allocator,
+        "option_prices": option_prices,
     }

@@ -23,6 +23,19 @@ def buy_and_hold(closes: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
     return daily.pct_change().reindex(index).fillna(0.0)
 
 
+def options_priced(option_prices: dict | None, lead: str = "") -> str:
+    """Which prices an options run used, for a title or the console (``""`` for shares):
+    ``options priced: recorded 92% of fills (auto)`` or ``options priced: model``."""
+    if not option_prices:
+        return ""
+    mode, share = option_prices["mode"], option_prices.get("recorded_fill_share")
+    if mode == "model":
+        return f"{lead}options priced: model"
+    if share is None:
+        return f"{lead}options priced: {mode}, no option fills"
+    return f"{lead}options priced: recorded {share:.0%} of fills ({mode})"
+
+
 def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, *, title: str,
                     benchmark_title: str, strategy_title: str = "Strategy") -> Path:
     """Write quantstats' full HTML report of daily decimal ``returns`` against ``benchmark``."""

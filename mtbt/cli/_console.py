@@ -38,6 +38,7 @@ def print_summary(result) -> None:
             ("final equity", f"${s['final_equity']:,.2f}"),
             *_alert_rows(result.alerts, s),
             *_allocator_rows(s.get("allocator")),
+            *_price_rows(s.get("option_prices")),
             *_regime_rows(result.regimes),
             ("reports", str(result.out_dir))]
     for name, value in rows:
@@ -69,6 +70,26 @@ def _allocator_rows(counts: dict | None) -> list[tuple[str, str]]:
     picked = ", ".join(f"{name} {n}" for name, n in counts["structures"].items()) or "none"
     return [("options", f"{counts['signals']} signals: structures {picked}; as shares "
                         f"{counts['shares']}; skipped {counts['skipped']} (allocator.csv)")]
+
+
+def _price_rows(prices: dict | None) -> list[tuple[str, str]]:
+    """Where the run's option prices came from (summary.json's ``option_prices``)."""
+    if not prices:
+        return []
+    drops = ", ".join(f"{rule} {n}" for rule, n in prices["liquidity_drops"].items() if n)
+    drops = f"; liquidity drops: {drops}" if drops else ""
+    if prices["mode"] == "model":
+        return [("option prices", f"model (synthetic chain; no recorded option data){drops}")]
+    fills, marks = prices["fills"], prices["marks"]
+    skipped = prices["skipped_no_recorded_price"]
+    share = prices["recorded_fill_share"]
+    head = "no option fills" if share is None else f"recorded {share:.0%} of fills"
+    return [("option prices",
+             f"{prices['mode']}: {head} ({fills['recorded']} recorded, {fills['model']} model); "
+             f"marks {marks['recorded']} recorded, {marks['model']} model; sessions "
+             f"{prices['sessions']['recorded']} recorded, {prices['sessions']['model']} model; "
+             f"{skipped['entries']} entries and {skipped['candidates']} candidates without a "
+             f"recorded price{drops}")]
 
 
 def _regime_rows(regimes: dict[str, int]) -> list[tuple[str, str]]:
