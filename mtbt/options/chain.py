@@ -35,7 +35,8 @@ out-of-the-money ones (655 C, 635 P) cost cents and came out 2-10x the traded pr
 3.5x, +$0.25 on average): VIX (14.43, a 30-day variance-swap level) was well above that day's
 near-term at-the-money IV (about 11-12% on this clock). The default keeps IV = VIX, which is
 rich for buyers (conservative for debit structures) and flatters sold premium (credits of
-condors); ``atm_iv_ratio`` 0.8-0.9 fits that one day better, one day is no calibration. Use
+condors); ``mtbt options calibrate`` fits that day at ``atm_iv_ratio`` 0.69, ``skew`` 0.17
+(README: what the fit can and cannot tell), and one day is no calibration. Use
 the chain to compare structures, not to predict fills to the cent.
 """
 from __future__ import annotations
