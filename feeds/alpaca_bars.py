@@ -12,9 +12,12 @@ follows ``next_page_token`` itself.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import functools
 import json
 import warnings
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import requests
@@ -50,13 +53,25 @@ class AlpacaBars:
 
     def fetch(self, symbol: str, timespan: str, start: dt.date, end: dt.date) -> pd.DataFrame:
         """All bars from ``start`` to ``end`` (inclusive dates)."""
+        refuse = functools.partial(status_error, timespan=timespan)
+        with self._sdk_errors(symbol, refuse):
+            barset = self._client.get_stock_bars(_request(symbol, timespan, start, end))
+        bars = barset.data.get(symbol, [])
+        rows = {col: [getattr(b, col) for b in bars] for col in COLUMNS[1:]}
+        return bars_frame([int(b.timestamp.timestamp() * 1000) for b in bars], rows)
+
+    @contextlib.contextmanager
+    def _sdk_errors(self, symbol: str, refuse: Callable[..., FetchError]) -> Iterator[None]:
+        """SDK failures as FetchErrors: an error answer through ``refuse(source, status,
+        message, symbol, key_env=...)``; timeouts, dropped connections and other request
+        failures retryable; an answer the SDK cannot parse not."""
         from alpaca.common.exceptions import APIError
 
         try:
-            barset = self._client.get_stock_bars(_request(symbol, timespan, start, end))
+            yield
         except APIError as exc:
-            raise status_error(self.name, exc.status_code, self._message(str(exc)), symbol,
-                               timespan, "ALPACA_API_KEY and ALPACA_SECRET_KEY") from None
+            raise refuse(self.name, exc.status_code, self._message(str(exc)), symbol,
+                         key_env="ALPACA_API_KEY and ALPACA_SECRET_KEY") from None
         except requests.Timeout:
             raise FetchError(f"{self.name}: no answer within {self._timeout[1]:g} s "
                              f"(timeout)", retryable=True) from None
@@ -65,12 +80,9 @@ class AlpacaBars:
                              f"answer", retryable=True) from None
         except requests.RequestException as exc:
             raise FetchError(f"{self.name}: {type(exc).__name__}", retryable=True) from None
-        except ValueError as exc:    # pydantic ValidationError, or a body with no bars key
+        except ValueError as exc:    # pydantic ValidationError, or a body with no data key
             raise FetchError(f"{self.name}: unexpected answer "
                              f"({clean(str(exc), self._secrets, limit=120)})") from None
-        bars = barset.data.get(symbol, [])
-        rows = {col: [getattr(b, col) for b in bars] for col in COLUMNS[1:]}
-        return bars_frame([int(b.timestamp.timestamp() * 1000) for b in bars], rows)
 
     def close(self) -> None:
         self._client._session.close()

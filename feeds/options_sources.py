@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,10 +32,9 @@ from typing import Protocol
 
 import numpy as np
 import pandas as pd
-import requests
 from urllib3.exceptions import HTTPError
 
-from feeds._fetch import FetchError, clean, status_error
+from feeds._fetch import FetchError, status_error
 from feeds.alpaca_bars import AlpacaBars
 from feeds.polygon import PolygonBars, _message
 from mtbt.http import ResilientSession, harden
@@ -264,27 +264,10 @@ class AlpacaOptions(AlpacaBars):
         self._options._session.close()
         self._trading._session.close()
 
-    @contextlib.contextmanager
-    def _errors(self, symbol: str, what: str) -> Iterator[None]:
-        """SDK failures as FetchErrors, as :meth:`AlpacaBars.fetch` maps them."""
-        from alpaca.common.exceptions import APIError
-
-        try:
-            yield
-        except APIError as exc:
-            raise _refusal(self.name, exc.status_code, self._message(str(exc)), symbol, what,
-                           "ALPACA_API_KEY and ALPACA_SECRET_KEY") from None
-        except requests.Timeout:
-            raise FetchError(f"{self.name}: no answer within {self._timeout[1]:g} s "
-                             f"(timeout)", retryable=True) from None
-        except requests.ConnectionError:
-            raise FetchError(f"{self.name}: the connection failed or was dropped before an "
-                             f"answer", retryable=True) from None
-        except requests.RequestException as exc:
-            raise FetchError(f"{self.name}: {type(exc).__name__}", retryable=True) from None
-        except ValueError as exc:    # pydantic ValidationError, or a body with no data key
-            raise FetchError(f"{self.name}: unexpected answer "
-                             f"({clean(str(exc), self._secrets, limit=120)})") from None
+    def _errors(self, symbol: str, what: str):
+        """SDK failures as FetchErrors, as :meth:`AlpacaBars.fetch` maps them, with a 403
+        that names ``what`` was refused."""
+        return self._sdk_errors(symbol, functools.partial(_refusal, what=what))
 
 
 def _strike(value: float) -> str:

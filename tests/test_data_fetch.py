@@ -21,7 +21,7 @@ from tests.fakes.polygon_server import PolygonServer
 
 KEY, SECRET = "test-key", "test-secret"
 ENV = ("POLYGON_API_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "MTBT_POLYGON_URL",
-       "MTBT_ALPACA_DATA_URL")
+       "MTBT_ALPACA_DATA_URL", "MTBT_ALPACA_TRADING_URL")
 JAN30, FEB1, MAR1 = dt.date(2024, 1, 30), dt.date(2024, 2, 1), dt.date(2024, 3, 1)
 RANGE = ["--start", "2024-01-30", "--end", "2024-03-04"]          # three monthly chunks
 

@@ -17,10 +17,9 @@ from mtbt.sessions import NY, sessions
 from tests.fakes import alpaca_data_server, polygon_server
 from tests.fakes.alpaca_data_server import AlpacaDataServer
 from tests.fakes.polygon_server import PolygonServer
+from tests.test_data_fetch import KEY, SECRET, fast
 
-KEY, SECRET = "test-key", "test-secret"
-ENV = ("POLYGON_API_KEY", "ALPACA_API_KEY", "ALPACA_SECRET_KEY", "MTBT_POLYGON_URL",
-       "MTBT_ALPACA_DATA_URL", "MTBT_ALPACA_TRADING_URL")
+__all__ = ["fast"]       # the autouse fixture: no keys or URLs from the environment, quick
 D1, D2, D3, FRI, MON = (dt.date(2024, 2, 5), dt.date(2024, 2, 6), dt.date(2024, 2, 7),
                         dt.date(2024, 2, 9), dt.date(2024, 2, 12))
 OPENS = {D1: 494.0, D2: 496.5, D3: 497.0, FRI: 500.0}     # the underlying's 09:30 open
@@ -91,14 +90,16 @@ def file_rows(path: Path) -> list[tuple]:
     return [tuple(r) for r in df.itertuples(index=False)]
 
 
-@pytest.fixture(autouse=True)
-def fast(monkeypatch):
-    """No real keys or URLs from the environment; ~1 s timeouts and tiny retry waits."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setattr(download, "TIMEOUT", (1.0, 0.5))
-    monkeypatch.setattr(download, "RETRY", download.RetryPolicy(attempts=3, wait=0.01,
-                                                                max_wait=0.05))
+def _chain(contract, add_bars) -> list:
+    """SPY's contracts of every expiry and strike (``contract(root, expiry, right, strike)``
+    in a fake's format), their bars given to ``add_bars(occ symbol, bars)``."""
+    contracts = []
+    for expiry in EXPIRIES:
+        for right in "CP":
+            for strike in STRIKES:
+                contracts.append(contract("SPY", expiry, right, strike))
+                add_bars(occ(expiry, right, strike), option_bars(expiry, right, strike))
+    return contracts
 
 
 @pytest.fixture
@@ -106,15 +107,8 @@ def polygon(monkeypatch):
     with PolygonServer(forbidden=("forbidden-key-456",), page_size=3) as server:
         server.contracts_page_size = 7
         server.add_bars("SPY", "minute", underlying_bars())
-        contracts = []
-        for expiry in EXPIRIES:
-            for right in "CP":
-                for strike in STRIKES:
-                    contracts.append(polygon_server.option_contract("SPY", expiry, right,
-                                                                    strike))
-                    server.add_bars(f"O:{occ(expiry, right, strike)}", "minute",
-                                    option_bars(expiry, right, strike))
-        server.add_contracts(contracts)
+        server.add_contracts(_chain(polygon_server.option_contract, lambda symbol, bars:
+                                    server.add_bars(f"O:{symbol}", "minute", bars)))
         monkeypatch.setenv("POLYGON_API_KEY", KEY)
         monkeypatch.setenv("MTBT_POLYGON_URL", server.url)
         yield server
@@ -125,15 +119,8 @@ def alpaca(monkeypatch):
     with AlpacaDataServer(forbidden=("forbidden-key-456",), page_size=7) as server:
         server.contracts_page_size = 7
         server.add_bars("SPY", "minute", underlying_bars())
-        contracts = []
-        for expiry in EXPIRIES:
-            for right in "CP":
-                for strike in STRIKES:
-                    contracts.append(alpaca_data_server.option_contract("SPY", expiry, right,
-                                                                        strike))
-                    server.add_option_bars(occ(expiry, right, strike),
-                                           option_bars(expiry, right, strike))
-        server.add_contracts(contracts)
+        server.add_contracts(_chain(alpaca_data_server.option_contract,
+                                    server.add_option_bars))
         monkeypatch.setenv("ALPACA_API_KEY", KEY)
         monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET)
         monkeypatch.setenv("MTBT_ALPACA_DATA_URL", server.url)
