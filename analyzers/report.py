@@ -25,6 +25,18 @@ def atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# every file a backtest's report folder may hold (``--force`` removes only these)
+REPORT_FILES = ("trades.csv", "legs.csv", "equity.csv", "daily.csv", "regime.csv",
+                "allocator.csv", "summary.json", "config.json", "run.log", "tearsheet.html",
+                ".tearsheet.html.part", "payoff_*.png", "montecarlo.md", "montecarlo.json",
+                "montecarlo.png")
+
+
+def report_files(out: Path) -> list[Path]:
+    """The files of ``out`` that a backtest (or a Monte Carlo of it) writes."""
+    return sorted({p for pattern in REPORT_FILES for p in out.glob(pattern) if p.is_file()})
+
+
 def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
                   version: str) -> tuple[dict, list[str], pd.DataFrame]:
     """trades.csv, equity.csv, daily.csv, regime.csv, summary.json, config.json, the

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import logging
+import shutil
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -232,9 +233,11 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
     loaded (a sweep shares one copy between its runs); None loads ``cfg.data``.
     """
     out = Path(out_dir) if out_dir is not None else default_out_dir(cfg)
+    made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)
     out.mkdir(parents=True, exist_ok=True)
     handler = _attach_run_log(out / "run.log")
     report = progress or (lambda phase, done, total: None)
+    failed = True
     try:
         report("loading data", 0, 0)
         if market is None:
@@ -260,8 +263,11 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
         want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
         summary, notes, daily = write_reports(out, strat, market, cfg,
                                               tearsheet=want_tearsheet, version=__version__)
+        failed = False
     finally:
         _detach_run_log(handler)
+        if failed and made is not None:      # nothing half-made is left behind
+            shutil.rmtree(made, ignore_errors=True)
     notes = [short, *notes] if short else notes
     regimes = daily["regime"].value_counts() if len(daily) else {}
     return BacktestResult(out, summary, seconds, len(bars), strat.alerts, notes,

@@ -74,6 +74,34 @@ def test_an_out_that_cannot_be_a_folder_names_the_option(tmp_path, capsys, out, 
     assert message.format(tmp=tmp_path) in capsys.readouterr().err
 
 
+def test_a_failed_backtest_leaves_no_report_folder(tmp_path, capsys):
+    bars = tmp_path / "bars.parquet"
+    bars.write_bytes(b"not parquet")
+    out = tmp_path / "reports" / "run"
+    assert main(["backtest", "--data", str(bars), "--vix", str(bars), "--out", str(out),
+                 "--quiet"]) == 2
+    assert "not a readable parquet file" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bars.parquet"]
+
+
+def test_a_non_empty_out_is_refused_unless_force_which_replaces_only_report_files(
+        tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    for name in ("trades.csv", "legs.csv", "payoff_put_bwb.png", "notes.txt"):
+        (out / name).write_text("old")
+    args = ["backtest", "--out", str(out), "--quiet", "--no-tearsheet",
+            "--set", "data.sample_sessions=20", "--set", 'strategy.instrument="equity"']
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"--out {out} is not empty (legs.csv, notes.txt, payoff_put_bwb.png, ...)" in err
+    assert "--force" in err
+    assert main([*args, "--force"]) == 0
+    names = {p.name for p in out.iterdir()}
+    assert "notes.txt" in names and "payoff_put_bwb.png" not in names    # not this run's
+    assert "legs.csv" not in names and (out / "trades.csv").read_text() != "old"
+
+
 def test_a_broken_bar_file_is_refused_with_its_rule(tmp_path, capsys):
     bars = pd.DataFrame({"timestamp": pd.date_range("2024-01-03 09:30", periods=3, freq="1min",
                                                     tz="America/New_York"),
