@@ -38,7 +38,9 @@ def options_priced(option_prices: dict | None, lead: str = "") -> str:
 
 def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, *, title: str,
                     benchmark_title: str, strategy_title: str = "Strategy") -> Path:
-    """Write quantstats' full HTML report of daily decimal ``returns`` against ``benchmark``."""
+    """Write quantstats' full HTML report of daily decimal ``returns`` against ``benchmark``,
+    over every session of ``returns`` (quantstats' default would start the report at the
+    first day both series moved, i.e. at the first trade, and call it "matched dates")."""
     if len(returns) and returns.abs().max() >= 1.0:
         raise ValueError("tearsheet returns must be decimals (0.01 = 1%), got a value >= 1")
     os.environ.setdefault("MPLBACKEND", "Agg")
@@ -53,8 +55,10 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, *, tit
         warnings.simplefilter("ignore")   # quantstats' pandas/numpy deprecation noise
         qs.reports.html(strategy, benchmark=bench, output=str(path), title=title,
                         benchmark_title=benchmark_title, strategy_title=strategy_title,
-                        periods_per_year=252, download_filename=Path(path).name)
+                        periods_per_year=252, download_filename=Path(path).name,
+                        match_dates=False)
     page = Path(path).read_text(encoding="utf-8")
     page = page.replace(_QS_TITLE, f"<title>{html.escape(title)}</title>", 1)
+    page = page.replace("\ufe6a", "%")     # quantstats' small percent sign: a missing glyph
     Path(path).write_text(page, encoding="utf-8")
     return path

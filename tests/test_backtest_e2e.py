@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import html
 import json
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -223,6 +225,21 @@ def test_tearsheet_is_a_valid_html_page(sample_run):
     assert parser.opened[0] == "html" and page.rstrip().lower().endswith("</html>")
     assert {"html", "head", "body", "title", "svg", "table"} <= set(parser.opened)
     assert "buy &amp; hold" in page                   # the benchmark from the run's own bars
+
+
+def test_the_tearsheet_covers_the_run_and_its_drawdown(sample_run):
+    """The header's period is the run's first to last session (not from its first trade),
+    and the strategy's max drawdown is that of its end-of-day equity (daily.csv)."""
+    page = (sample_run / "tearsheet.html").read_text()
+    text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
+    summary = json.loads((sample_run / "summary.json").read_text())
+    first, last = (pd.Timestamp(summary[k]) for k in ("start", "end"))
+    assert f"{first.day} {first:%b, %Y} - {last.day} {last:%b, %Y}" in text
+    assert "matched dates" not in text and "\ufe6a" not in page
+    equity = pd.read_csv(sample_run / "daily.csv")["equity"]
+    worst = (equity / equity.cummax() - 1).min()
+    strategy_dd = re.search(r"Max Drawdown (\S+)% (\S+)%", text).group(2)   # bench, strategy
+    assert float(strategy_dd) == pytest.approx(worst * 100, abs=0.01)
 
 
 @pytest.mark.parametrize("instrument", ["options", "equity"])
