@@ -32,10 +32,12 @@ import datetime as dt
 import logging
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -58,6 +60,7 @@ ALPACA_DATA_URL = "https://data.alpaca.markets"
 TIMEOUT: tuple[float, float] = (10.0, 30.0)     # (connect, read) seconds, every request
 _CHUNK_MONTHS = {"minute": 1, "hour": 12, "day": 120}
 
+T = TypeVar("T")
 Progress = Callable[[str, int, int], None]      # (phase, chunks done, chunks in all)
 
 
@@ -237,21 +240,33 @@ def _download(src: BarSource, req: Request, todo: list[tuple[dt.date, dt.date]],
 def _fetch_chunk(src: BarSource, req: Request, chunk: tuple[dt.date, dt.date],
                  retry: RetryPolicy, parts: Path, secrets: tuple[str, ...]) -> pd.DataFrame:
     """One chunk, retrying transient failures with backoff."""
+    return retried(lambda: src.fetch(req.symbol, req.timespan, *chunk), retry, secrets,
+                   f"{src.name}: chunk {chunk[0]}..{chunk[1]} of {req.symbol}",
+                   lambda: f"rerun the same command to resume "
+                           f"({len(list(parts.glob('*.parquet')))} finished chunk(s) kept in "
+                           f"{parts})")
+
+
+def retried(call: Callable[[], T], retry: RetryPolicy, secrets: tuple[str, ...], what: str,
+            resume: Callable[[], str]) -> T:
+    """``call()``, tried again after a retryable FetchError, each retry shown on stderr with
+    its reason and wait; when attempts run out, one FetchError naming ``what``, the last
+    reason and ``resume()`` (how to go on)."""
     why = "no attempt made"
     for attempt in range(1, retry.attempts + 1):
         try:
-            return src.fetch(req.symbol, req.timespan, *chunk)
+            return call()
         except FetchError as exc:
             if not exc.retryable:
                 raise FetchError(clean(str(exc), secrets)) from None
             why = clean(str(exc), secrets, limit=120)
-            log.info("chunk %s..%s attempt %d failed: %s", *chunk, attempt, why)
+            log.info("%s attempt %d failed: %s", what, attempt, why)
             if attempt < retry.attempts:
-                time.sleep(retry.delay(attempt))
-    finished = len(list(parts.glob("*.parquet")))
-    raise FetchError(f"{src.name}: chunk {chunk[0]}..{chunk[1]} of {req.symbol} failed after "
-                     f"{retry.attempts} attempts ({why}); rerun the same command to resume "
-                     f"({finished} finished chunk(s) kept in {parts})")
+                wait = retry.delay(attempt)
+                print(f"{what}: attempt {attempt} of {retry.attempts} failed ({why}); again "
+                      f"in {wait:g} s", file=sys.stderr)
+                time.sleep(wait)
+    raise FetchError(f"{what} failed after {retry.attempts} attempts ({why}); {resume()}")
 
 
 def _assemble(parts: Path, chunks: list[tuple[dt.date, dt.date]], req: Request) -> pd.DataFrame:

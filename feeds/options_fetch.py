@@ -30,7 +30,6 @@ import datetime as dt
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,21 +217,12 @@ class _Caller:
         self.src, self.retry, self.secrets, self.folder = src, retry, secrets, folder
 
     def __call__(self, what: str, call: Callable[[], T]) -> T:
-        why = "no attempt made"
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                return call()
-            except FetchError as exc:
-                if not exc.retryable:
-                    raise FetchError(clean(str(exc), self.secrets)) from None
-                why = clean(str(exc), self.secrets, limit=120)
-                log.info("%s attempt %d failed: %s", what, attempt, why)
-                if attempt < self.retry.attempts:
-                    time.sleep(self.retry.delay(attempt))
-        kept = len(list(self.folder.glob("*.parquet"))) if self.folder.is_dir() else 0
-        raise FetchError(f"{self.src.name}: {what} failed after {self.retry.attempts} attempts "
-                         f"({why}); rerun the same command to resume ({kept} session file(s) "
-                         f"in {self.folder})")
+        folder = self.folder
+        return download.retried(
+            call, self.retry, self.secrets, f"{self.src.name}: {what}",
+            lambda: f"rerun the same command to resume "
+                    f"({len(list(folder.glob('*.parquet'))) if folder.is_dir() else 0} "
+                    f"session file(s) in {folder})")
 
 
 def expiry_limit(session: Session, dte: int) -> dt.date:

@@ -65,9 +65,12 @@ class PolygonBars:
         self._client = RESTClient(api_key=api_key, base=base_url.rstrip("/"),
                                   connect_timeout=timeout[0], read_timeout=timeout[1])
         stock = self._client.client
+        # no retries inside the SDK's pool: the caller's loop retries with backoff, and two
+        # layers multiplied a silent server's wait (4 attempts x 4 tries x the read timeout)
+        pool_kw = stock.connection_pool_kw | {"retries": urllib3.Retry(0)}
         self._pool = _StatusPool(num_pools=10, headers=stock.headers,
                                  timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
-                                 **stock.connection_pool_kw)
+                                 **pool_kw)
         stock.clear()
         self._client.client = self._pool
 

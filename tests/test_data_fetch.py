@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import http.server
+import re
 import socket
 import threading
 import time
@@ -91,7 +92,8 @@ def fetch(out: Path, *args: str, symbol: str = "SPY") -> int:
 
 def one_error_line(capsys, *secrets: str) -> str:
     cap = capsys.readouterr()
-    lines = cap.err.strip().splitlines()
+    lines = [line for line in cap.err.strip().splitlines()      # retries are shown as they
+             if not re.search(r" attempt \d+ of \d+ failed .*; again in ", line)]   # happen
     assert len(lines) == 1 and lines[0].startswith("mtbt: error: "), cap.err
     assert "Traceback" not in cap.err
     for secret in (KEY, SECRET, *secrets):
@@ -179,11 +181,25 @@ def test_transient_faults_are_retried(source, fault, request, tmp_path):
     assert len(read_bars(out)) == 2 * 390
 
 
-def test_polygon_errors_past_the_clients_own_retries_are_retried_by_ours(polygon, tmp_path):
-    polygon.fail(500, times=4)             # urllib3: 1 request + 3 retries, then MaxRetryError
+def test_polygon_errors_are_retried_by_our_loop_only_and_each_retry_is_shown(polygon,
+                                                                            tmp_path, capsys):
+    polygon.fail(500, times=2)             # the SDK's pool does not retry: one try each
     out = tmp_path / "spy.parquet"
     assert fetch(out, "--start", "2024-02-05", "--end", "2024-02-05") == 0
-    assert [r.status for r in polygon.requests] == [500] * 4 + [200]
+    assert [r.status for r in polygon.requests] == [500] * 2 + [200]
+    err = capsys.readouterr().err
+    assert "attempt 1 of 3 failed" in err and "attempt 2 of 3 failed" in err
+
+
+def test_a_server_that_never_answers_fails_within_the_attempts_read_timeouts(polygon,
+                                                                             tmp_path, capsys):
+    polygon.slow_seconds = 60.0
+    polygon.fail("slow", times=None)
+    began = time.monotonic()
+    assert fetch(tmp_path / "spy.parquet", "--start", "2024-02-05", "--end", "2024-02-05") == 2
+    assert time.monotonic() - began < 3 * 0.5 + 5          # 3 attempts x 0.5 s read timeout
+    assert len(polygon.requests) == 3
+    assert "no answer within 0.5 s (read timeout)" in capsys.readouterr().err
 
 
 def test_an_interrupted_run_resumes_without_refetching_finished_chunks(polygon, tmp_path,
