@@ -39,6 +39,10 @@ def load_market_data(data_cfg) -> MarketData:
     """Load ``[data]``: the bar file and VIX file, or the embedded synthetic sample."""
     start = data_cfg.start
     if not data_cfg.bars:
+        if data_cfg.vix:
+            raise DataError(f"{data_cfg.vix}: a VIX file without bars (data.bars, --data): "
+                            "the synthetic sample brings its own VIX; give the bars too, or "
+                            "no VIX file")
         # the sample trades sample_sessions; warmup_sessions more come first for indicators
         n = data_cfg.sample_sessions + data_cfg.warmup_sessions
         bars = sample_bars(data_cfg.sample_seed, n)
