@@ -163,16 +163,17 @@ def recorded(tmp_path) -> pd.DataFrame:
 
 def test_recorded_quotes_are_the_close_around_a_half_spread_until_stale(sims, tmp_path) -> None:
     sim = start(sims, option_bars=recorded(tmp_path), half_spread_pct=0.05,
-                option_stale_minutes=5)
+                option_stale_minutes=6)
     client = data_client(sim)
-    # 09:40: A's 09:40 bar is not complete yet; its 09:35 bar ended 4 minutes ago: 2.00 -/+
-    # 0.10. B's 09:34 bar ended 5 minutes ago (the window's edge): 0.10 -/+ the 1-cent floor.
+    # 09:40: A's 09:40 bar is not complete yet; its 09:35 bar is within the 6 minutes before
+    # (09:34 .. 09:39): 2.00 -/+ 0.10. B's 09:34 bar is the window's first minute: 0.10 -/+
+    # the 1-cent floor.
     got = latest(client, [A, B, C])
     assert sorted(got) == [A, B]
     assert (got[A].bid_price, got[A].ask_price, got[A].timestamp) == (1.90, 2.10, ny("09:36"))
     assert (got[B].bid_price, got[B].ask_price, got[B].timestamp) == (0.09, 0.11, ny("09:35"))
     sim.step()
-    # 09:41: A's 09:40 bar is complete: 3.00 -/+ 0.15; B is 6 minutes old: stale, left out.
+    # 09:41: A's 09:40 bar is complete: 3.00 -/+ 0.15; B's 09:34 is stale (09:35 ..): left out.
     got = latest(client, [A, B, C])
     assert list(got) == [A]
     assert (got[A].bid_price, got[A].ask_price, got[A].timestamp) == (2.85, 3.15, ny("09:41"))

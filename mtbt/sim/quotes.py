@@ -7,13 +7,17 @@ that bar's close, the bar's VIX and ``now`` as the clock: ``SyntheticChain(model
 now, expiry close).bid/.ask``, the chain :class:`~mtbt.sim.market.OptionMarket` marks with.
 
 **Recorded quotes** (``bars``: a frame of the options bar store's contract,
-``feeds/options_store.py``): the last bar of the contract that is complete at ``now`` (its
-minute started at least a minute before ``now``) and ended at most ``stale_minutes`` before
-``now`` gives ``bid = close - h`` and ``ask = close + h``, ``h = max(half_spread_pct x close,
-tick)``, the bid rounded down and the ask up to the tick and the bid never below zero (the
-chain's half-spread rule, :func:`mtbt.options.chain.bid_of`). Bars carry trades, not quotes:
-this spread is an assumption, not data. The quote's time is the bar's end. A contract with no
-such bar has no quote.
+``feeds/options_store.py``): the last bar of the contract among the bars of the
+``stale_minutes`` minutes before ``now`` (complete at ``now``: its minute started at least a
+minute before; not older: its minute started at most ``stale_minutes`` before ``now``, so with
+5 a quote at 10:00 reads the bars of 09:55 to 09:59) gives ``bid = close - h`` and ``ask =
+close + h``, ``h = max(half_spread_pct x close, tick)``, the bid rounded down and the ask up
+to the tick and the bid never below zero (the chain's half-spread rule,
+:func:`mtbt.options.chain.bid_of`). That is exactly the price a backtest with ``[options]
+prices = "recorded"`` decides on at the close ``now`` (``mtbt.options.recorded``), so a
+replayed day decides on the same prices. Bars carry trades, not quotes: this spread is an
+assumption, not data. The quote's time is the bar's end. A contract with no such bar has no
+quote.
 
 Either way a symbol that is not an OCC option on the underlying, one whose expiry session has
 closed, and (model) any symbol before the first bar has no quote: it is left out of the
@@ -56,7 +60,8 @@ class OptionQuoteBook:
         ``timestamp`` tz-aware, ``contract``, ``close``), or None for model quotes.
     half_spread_pct : recorded quotes' half spread as a fraction of the close (default: the
         chain's ``half_spread_pct``); the chain's ``tick`` is the floor and the rounding step.
-    stale_minutes : how long a recorded bar's close stays a quote after the bar ended.
+    stale_minutes : a recorded bar's close is a quote while its minute is one of the
+        ``stale_minutes`` minutes before now.
     """
 
     def __init__(self, market: OptionMarket, symbol: str, bars: pd.DataFrame | None = None,
@@ -110,8 +115,8 @@ class OptionQuoteBook:
             return None
         ends, closes = found
         now_ns = now.as_unit("ns").value
-        i = int(np.searchsorted(ends, now_ns, "right")) - 1
-        if i < 0 or now_ns - ends[i] > self.stale_ns:
+        i = int(np.searchsorted(ends, now_ns, "right")) - 1     # complete at now
+        if i < 0 or now_ns - (ends[i] - _MINUTE_NS) > self.stale_ns:   # started too early
             return None
         close = float(closes[i])
         bid = float(bid_of(self.spread_model, close))

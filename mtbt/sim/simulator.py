@@ -62,9 +62,12 @@ class Simulator:
     keys : the (key id, secret) every client must present.
     option_bars : recorded 1-minute option bars of the replayed day (a frame of the options
         store's contract, ``feeds/options_store.py``): the option quotes route serves quotes
-        made from them instead of the synthetic chain's (:mod:`mtbt.sim.quotes`).
-    half_spread_pct : the half spread put around a recorded close (default: the chain's).
-    option_stale_minutes : how long a recorded bar's close stays quoted after the bar ended.
+        made from them instead of the synthetic chain's (:mod:`mtbt.sim.quotes`), and option
+        orders fill on them by the backtest's ``prices = "recorded"`` rules
+        (:meth:`~mtbt.sim.market.OptionMarket.use_recorded`).
+    half_spread_pct : the half spread put around a recorded price (default: the chain's).
+    option_stale_minutes : a recorded close prices a contract for the bars of this many whole
+        minutes before the moment (``[options] stale_minutes``).
     """
 
     def __init__(self, bars: pd.DataFrame, start: Any, symbol: str = "SPY",
@@ -99,6 +102,13 @@ class Simulator:
             self.exchange.last_bar = self._row(self._k - 1)
         self.option_quotes = OptionQuoteBook(self.exchange.options, symbol, option_bars,
                                              half_spread_pct, option_stale_minutes)
+        if option_bars is not None:
+            stale = float(option_stale_minutes)
+            if not (stale >= 1 and stale.is_integer()):
+                raise ValueError("option_stale_minutes must be a whole number >= 1 with "
+                                 f"option_bars, got {option_stale_minutes}")
+            self.exchange.options.use_recorded(
+                option_bars, int(stale), self.option_quotes.spread_model.half_spread_pct)
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mtbt-sim:{self.keys[0]}"))
         self.requests: Counter[str] = Counter()
         self.rejections: list[tuple[int, dict]] = []
