@@ -252,7 +252,8 @@ class Deployment(_Section):
 class Options(_Section):
     """``[options]``: expiry, the allocator (expected value under the exits), the synthetic
     chain that prices structures (``ChainModel``), where prices come from (``prices``:
-    the model, recorded option bars or both; ``mtbt.options.recorded``) and the liquidity
+    the model, recorded option bars or both; ``mtbt.options.recorded``; in ``mtbt paper``
+    anything but the model means Alpaca's live quotes from ``quotes_feed``) and the liquidity
     rules a candidate's legs must pass (0 = off)."""
 
     section: ClassVar[str] = "options"
@@ -280,6 +281,7 @@ class Options(_Section):
     max_spread_pct: float = Field(0.0, ge=0, le=10)
     min_bid: float = Field(0.0, ge=0, le=1000)
     min_volume: int = Field(0, ge=0)
+    quotes_feed: Literal["indicative", "opra"] = "indicative"
 
 
 class IronCondor(_Section):

@@ -14,6 +14,10 @@ are collected while the strategy handles a bar and sent when it is done (``trans
 - an option structure opens and closes as one multi-leg (``mleg``) market order; a close
   with a limit is a limit order good for one bar, as in a backtest (``limits``).
 
+Structures are chosen, marked and exited on the ledger's chain: the synthetic chain, or with
+``option_prices`` (``quote_chain.QuotePrices``) Alpaca's live option quotes, asked once a bar
+while the feed is live, the model where a quote is missing (counted in ``price_counts``).
+
 Every order gets a deterministic ``client_order_id`` (``orders.client_order_id``),
 written to the state file before it is sent: a retried submit is refused as a duplicate and
 the order is found by that id. Fills come from the ``trade_updates`` stream (an execution id
@@ -71,14 +75,21 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
       - ``dry_run``: log would-be orders instead of sending them
       - ``chain_model``: the option chain model of structure marks (and dry-run prices)
       - ``cash``: the starting cash (``setcash``)
+      - ``option_prices``: a ``QuotePrices`` (structures priced on live quotes), or None (the
+        synthetic chain)
     """
 
     params = (("store", None), ("state", None), ("symbol", "SPY"), ("day", None),
-              ("dry_run", False), ("chain_model", ChainModel()), ("cash", 10_000.0))
+              ("dry_run", False), ("chain_model", ChainModel()), ("cash", 10_000.0),
+              ("option_prices", None))
 
     def start(self) -> None:
         super().start()
         self.start_books()
+        prices = self.p.option_prices
+        if prices is not None:        # the ledger prices structures on the live quotes
+            self.ledger.prices, self.ledger.counts = prices, prices.counts
+            prices.active, prices.held = self._feed_live, self._held_legs
         self.state: StateStore = self.p.state or StateStore(":memory:")
         self.day: dt.date = self.p.day or dt.date.today()     # the session date
         self._outbox: list = []
@@ -106,6 +117,16 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             store.trade_stream.on_connect.append(self._reconcile.set)
             store.data_stream.on_connect.append(self._reconcile.set)
             store.start_stream(store.trade_stream)
+
+    def _feed_live(self) -> bool:
+        """Whether the bars are live (quotes now price them), not the history's."""
+        data = getattr(self.p.store, "data", None)
+        return data is None or bool(data.live)
+
+    def _held_legs(self) -> list[tuple[dt.date, str, float]]:
+        """(expiry, right, strike) of every leg of the structures held."""
+        return [(leg.expiry, leg.right, leg.strike) for held in self.ledger.structures.values()
+                for leg in held.structure.legs]
 
     # -- orders from the strategy ------------------------------------------------------------
     def submit(self, order, check: bool = True):

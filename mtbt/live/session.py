@@ -11,6 +11,11 @@ ones (the drawdown breaker among them: ``reset_breaker`` clears a tripped one), 
 any trade an earlier session left open. SIGINT/SIGTERM end the session cleanly: working
 orders are cancelled, what mtbt opened is closed (unless ``keep_positions``), the files
 are written.
+
+Option structures are priced on Alpaca's live option quotes (``mtbt.alpaca.quote_chain``:
+the feed ``[options] quotes_feed``, the model where a quote is missing) when ``[options]
+prices`` is "recorded" or "auto", and on the synthetic chain with "model"; the summary's
+``option_prices`` counts which priced the marks, and what the quotes cost and missed.
 """
 from __future__ import annotations
 
@@ -32,6 +37,8 @@ from analyzers.journal import iso_ny
 from analyzers.summary import summarize
 from feeds.parquet import read_daily
 from mtbt._version import __version__
+from mtbt.alpaca.quote_chain import QuotePrices
+from mtbt.alpaca.quotes import OptionQuotes
 from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import RunConfig
 from mtbt.errors import BrokerError, ConfigError, StateError
@@ -63,14 +70,16 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
               keep_positions: bool = False, log_dir: str | Path = "logs/live_trading",
               state_path: str | Path | None = None, stall: float = 90.0,
               stop: threading.Event | None = None, reset_breaker: bool = False,
-              same_day: bool = True) -> PaperResult:
+              same_day: bool = True, option_quotes: bool | None = None) -> PaperResult:
     """Trade today's session on the Alpaca paper account (see the module docstring).
 
     ``store`` defaults to one from the environment (keys, endpoints); ``state_path`` to
     ``<log_dir>/state.sqlite`` (``dry_run`` keeps state in memory and sends nothing);
     ``reset_breaker`` clears a tripped drawdown breaker in the state file first.
     ``same_day`` False refuses a state file that already holds today's session (a replay's
-    simulator starts the day afresh: it cannot continue one).
+    simulator starts the day afresh: it cannot continue one). ``option_quotes``: price
+    structures on the store's live option quotes (default: unless ``[options] prices`` is
+    "model").
     """
     store = store or AlpacaStore(paper_mode=cfg.deployment.paper_mode)
     folder = Path(log_dir)
@@ -98,8 +107,12 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                              sessions={d: s for d, s in calendar.items() if d <= today},
                              history_start=history_start, vix=vix, stall=stall,
                              stop=stop)
+        if option_quotes is None:
+            option_quotes = cfg.options.prices != "model"
         broker = store.getbroker(state=state, symbol=cfg.strategy.symbol, day=today,
-                                 dry_run=dry_run, chain_model=chain_model(cfg))
+                                 dry_run=dry_run, chain_model=chain_model(cfg),
+                                 option_prices=quote_prices(cfg, store) if option_quotes
+                                 else None)
         broker.setcash(cfg.risk_management.account_size)
         venue = Venue(data, broker, calendar, trade_from=today, resume=resume,
                       resume_books=books)
@@ -121,6 +134,22 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         store.stop()
         files.close()
         state.close()
+
+
+def quote_prices(cfg: RunConfig, store: AlpacaStore) -> QuotePrices:
+    """Structures priced on the store's latest option quotes (``[options] quotes_feed``; a
+    quote older than ``stale_minutes`` is missing), the model where one is missing."""
+    o = cfg.options
+    if o.min_volume:
+        log.warning("NOTE options.min_volume = %d is not applied on live quotes (they carry no "
+                    "volume); max_spread_pct and min_bid are", o.min_volume)
+    quotes = OptionQuotes.from_store(store, feed=o.quotes_feed,
+                                     max_age=dt.timedelta(minutes=o.stale_minutes))
+    log.info("option prices: Alpaca's latest quotes (%s feed), the model where one is "
+             "missing", o.quotes_feed)
+    prices = QuotePrices(quotes, cfg.strategy.symbol, stale_minutes=o.stale_minutes)
+    prices.counts.sessions["recorded"] = 1
+    return prices
 
 
 def _session(store: AlpacaStore, cfg: RunConfig):
@@ -252,6 +281,18 @@ def _risk_summary(risk: RiskManager) -> dict:
             "drawdown": round(risk.drawdown, 2)}
 
 
+def _option_prices(strat, broker) -> dict | None:
+    """The summary's ``option_prices`` of an options session (None for shares): the marks by
+    source (``"recorded"``: a live quote), the candidates dropped, and the quotes' figures."""
+    if strat.p.instrument != "options":
+        return None
+    counts, prices = broker.price_counts, broker.p.option_prices
+    if not (counts.sessions["recorded"] or counts.sessions["model"]):
+        counts.sessions["model"] = 1                # this session, on the model
+    out = counts.as_dict()
+    return out | {"quotes": prices.stats()} if prices is not None else out
+
+
 def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarLoop,
             name: str, folder: Path, stopped_by: str) -> PaperResult:
     start = cfg.risk_management.account_size
@@ -278,7 +319,8 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarL
                 "carried_over": (strat.p.resume or {}).get("carried_over", []),
                 "risk": _risk_summary(strat.risk),
                 "latency_ms": {"bar_to_order": latency_ms([s for _, s in broker.order_latency]),
-                               "bar_handled": latency_ms(loop.bar_seconds)}}
+                               "bar_handled": latency_ms(loop.bar_seconds)},
+                "option_prices": _option_prices(strat, broker)}
     daily = daily_table(equity, trades, regimes, start, trips) if len(equity) else \
         pd.DataFrame()
     files.finish(summary, daily, regimes, [a for a in strat.alerts if a[0] >= today])
