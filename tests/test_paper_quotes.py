@@ -270,3 +270,22 @@ def test_a_replayed_day_on_recorded_option_bars_trades_exactly_like_the_backtest
     assert paper["skipped_no_recorded_price"] == prices["skipped_no_recorded_price"]
     log = (result.folder / f"paper_trading_{result.session}.log").read_text()
     assert "option quotes (indicative):" in log and " missing (absent " in log
+
+
+def test_a_replay_on_a_day_the_store_lacks_is_refused_with_recorded_and_modelled_with_auto(
+        shared_data, tmp_path, caplog):
+    from mtbt.errors import ConfigError
+
+    root = tmp_path / "options"
+    (root / "SPY").mkdir(parents=True)
+    day = "2025-01-02"
+    cfg = _cfg(shared_data, None, day, f'data.options="{root}"', 'options.prices="recorded"')
+    with pytest.raises(ConfigError) as refused:
+        simulator(cfg)
+    text = str(refused.value)
+    assert "\n" not in text and f"no SPY session {day}" in text and '"auto"' in text
+    auto = _cfg(shared_data, None, day, f'data.options="{root}"', 'options.prices="auto"')
+    with caplog.at_level(logging.INFO, logger="mtbt"):
+        sim = simulator(auto)
+    assert sim.option_quotes.source == "model" and sim.exchange.options.prices is None
+    assert f"lacks {day}: the replay prices options by the model" in caplog.text
