@@ -19,7 +19,6 @@ import json
 import logging
 import math
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,9 @@ from mtbt.options.recorded import source_of
 from mtbt.sessions import NY, sessions
 from mtbt.sim import Simulator
 from tests.bars import session_frame
+from tests.test_option_quotes import sims
+
+__all__ = ["sims"]       # the fixture: simulators closed after each test
 
 with warnings.catch_warnings():          # alpaca-py imports websockets.legacy
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -81,14 +83,6 @@ def hand_store(root: Path, rows) -> pd.DataFrame:
         "low": [min(o, c) for *_, o, c in rows], "close": [c for *_, c in rows],
         "volume": 5.0, "vwap": [c for *_, c in rows], "trades": 2.0})
     return read_option_bars(write_option_bars(frame, option_bars_path(root, "SPY", DAY)))
-
-
-@pytest.fixture
-def sims() -> Iterator[list[Simulator]]:
-    made: list[Simulator] = []
-    yield made
-    for sim in made:
-        sim.close()
 
 
 def start(sims: list[Simulator], bars: pd.DataFrame, **kw) -> Simulator:
