@@ -242,6 +242,25 @@ def test_the_tearsheet_covers_the_run_and_its_drawdown(sample_run):
     assert float(strategy_dd) == pytest.approx(worst * 100, abs=0.01)
 
 
+def _figure_texts(page: str, div_id: str) -> list[str]:
+    figure = re.search(rf'<div id="{div_id}">(.*?)</div>', page, re.S).group(1)
+    return [html.unescape(t).strip() for t in re.findall(r"<text[^>]*>([^<]*)</text>", figure)]
+
+
+def test_the_tearsheet_charts_read_right(sample_run):
+    """The daily returns chart has readable percent ticks (no "0%" beside "-0%"), and the
+    monthly heatmap has a cell for each month of the run and none for the months around it."""
+    page = (sample_run / "tearsheet.html").read_text()
+    ticks = [t for t in _figure_texts(page, "daily_returns") if t.endswith("%")]
+    assert len(ticks) >= 3 and len(set(ticks)) == len(ticks), ticks
+    assert "-0%" not in ticks and "Cumulative Sum" not in " ".join(
+        _figure_texts(page, "daily_returns"))
+    daily = pd.read_csv(sample_run / "daily.csv", parse_dates=["date"])
+    months = daily["date"].dt.to_period("M").nunique()
+    cells = [t for t in _figure_texts(page, "monthly_heatmap") if re.fullmatch(r"-?\d+\.\d\d", t)]
+    assert len(cells) == months, (cells, months)
+
+
 @pytest.mark.parametrize("instrument", ["options", "equity"])
 def test_real_spy_data(shared_data, tmp_path, instrument):
     """The default run on a year of real SPY minutes obeys every rule, limits included, in
