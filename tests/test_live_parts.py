@@ -284,3 +284,21 @@ def test_the_allocator_never_trades_a_held_contract_the_other_way():
     assert any("held the other way" in (c.reason or "") for c in blocked.candidates)
     same_way = {(leg.right, leg.strike, day): leg.qty for leg in legs}
     assert pick(same_way).best == free.best
+
+
+def test_a_session_that_fails_at_start_says_why_in_its_log(tmp_path, monkeypatch):
+    """No VIX source: the error ends the session before any request; its log holds it, and
+    no header-only balance file is left."""
+    from mtbt.alpaca.store import AlpacaStore
+    from mtbt.config import load_run
+    from mtbt.live.session import run_paper
+
+    monkeypatch.delenv("POLYGON_API_KEY", raising=False)
+    cfg = load_run(None, ['data.vix=""'])
+    store = AlpacaStore(("PKTESTKEY", "SECRETTESTKEY"), Endpoints(trading="http://127.0.0.1:9"))
+    with pytest.raises(ConfigError, match="no daily VIX source"):
+        run_paper(cfg, store=store, log_dir=tmp_path)
+    (log,) = tmp_path.glob("paper_trading_*.log")
+    assert "ERROR session PAPER_" in log.read_text()
+    assert "no daily VIX source" in log.read_text()
+    assert not list(tmp_path.glob("balance_progression_*.csv"))

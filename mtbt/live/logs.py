@@ -63,10 +63,7 @@ class SessionFiles:
             logger.addHandler(self._handler)
             logger.setLevel(logging.INFO)
         self._loggers[1].propagate = False
-        self._balance = self.path("balance_progression", ".csv").open(
-            "w", newline="", encoding="utf-8")
-        self._balance_csv = csv.writer(self._balance)
-        self._balance_csv.writerow(BALANCE_COLUMNS)
+        self._balance = None          # opened at the first bar: no header-only file
         self._trades_written = -1
 
     def path(self, stem: str, suffix: str) -> Path:
@@ -75,6 +72,11 @@ class SessionFiles:
     def bar(self, when: dt.datetime, strategy, broker) -> None:
         """After each bar: a balance row, and trades.csv again when a trade closed."""
         risk = strategy.risk
+        if self._balance is None:
+            self._balance = self.path("balance_progression", ".csv").open(
+                "w", newline="", encoding="utf-8")
+            self._balance_csv = csv.writer(self._balance)
+            self._balance_csv.writerow(BALANCE_COLUMNS)
         self._balance_csv.writerow([
             pd.Timestamp(when).tz_localize("America/New_York").isoformat(),
             f"{broker.getvalue():.2f}", f"{broker.getcash():.2f}", f"{risk.realized:.2f}",
@@ -101,7 +103,8 @@ class SessionFiles:
             columns=["time", "alert"]).to_csv(index=False))
 
     def close(self) -> None:
-        self._balance.close()
+        if self._balance is not None:
+            self._balance.close()
         for logger in self._loggers:
             logger.removeHandler(self._handler)
         self._loggers[1].propagate = True

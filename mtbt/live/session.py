@@ -41,7 +41,7 @@ from mtbt.alpaca.quote_chain import QuotePrices
 from mtbt.alpaca.quotes import OptionQuotes
 from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import RunConfig
-from mtbt.errors import BrokerError, ConfigError, StateError
+from mtbt.errors import BrokerError, ConfigError, MtbtError, StateError
 from mtbt.live.logs import SessionFiles, session_id
 from mtbt.live.loop import BarLoop
 from mtbt.live.shutdown import close_out
@@ -130,6 +130,12 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
             if strat.trading:        # stopped during the history: the checkpoint stays
                 state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
         return _finish(cfg, files, strat, broker, data, loop, name, folder, stopped_by[0])
+    except MtbtError as exc:                 # the session's log says what ended it
+        log.error("session %s ended: %s", name, exc)
+        raise
+    except BaseException:
+        log.exception("session %s ended by an error", name)
+        raise
     finally:
         store.stop()
         files.close()
