@@ -116,6 +116,17 @@ def test_validate_writes_the_table(data_dir, tmp_path, capsys):
     strict = main(["validate", str(own), "--data-dir", str(data_dir), "--out",
                    str(tmp_path / "strict"), "--no-tearsheet", "--strict"])
     assert strict == 1
+    # the same --out again: refused, then --force replaces validate's files and keeps others
+    (out / "notes.txt").write_text("mine")
+    again = ["validate", str(own), "--data-dir", str(data_dir), "--out", str(out),
+             "--no-tearsheet"]
+    capsys.readouterr()
+    assert main(again) == 2
+    assert f"--out {out} is not empty" in capsys.readouterr().err
+    assert main([*again, "--force"]) == 0
+    assert (out / "notes.txt").read_text() == "mine"
+    assert not (out / "proxied").exists()            # no report of the earlier run is left
+    assert "| proxied |" not in (out / "validate.md").read_text()
 
 
 def ran(cfg, action: str, trades: int, trips: list[str]) -> ScenarioResult:

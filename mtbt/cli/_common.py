@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 from mtbt.errors import ConfigError
@@ -82,6 +83,35 @@ def add_out(parser: argparse.ArgumentParser, default: str, what: str = "report f
     (``metavar`` DIR) is checked at once (``out_folder``)."""
     parser.add_argument("--out", metavar=metavar, type=out_folder if metavar == "DIR" else str,
                         help=f"{what} (default: {default})")
+
+
+def add_force(parser: argparse.ArgumentParser, what: str = "report files") -> None:
+    """``--force``: write into a non-empty ``--out`` (see ``clear_out``)."""
+    parser.add_argument("--force", action="store_true",
+                        help=f"write into a non-empty --out, first removing the {what} of an "
+                             "earlier run there (other files are kept)")
+
+
+def clear_out(out: Path, force: bool, own: Callable[[Path], list[Path]]) -> None:
+    """Refuse a non-empty ``out`` (an old report's files would mix with the new ones) unless
+    ``force``, which first removes the files ``own(out)`` names (then any folder they
+    leave empty)."""
+    if not out.is_dir():
+        return
+    held = sorted(p.name for p in out.iterdir())
+    if not held:
+        return
+    if not force:
+        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+        raise ConfigError(f"--out {out} is not empty ({shown}): choose a new folder, or add "
+                          "--force to replace the report files in it")
+    folders = set()
+    for path in own(out):
+        path.unlink()
+        folders |= {p for p in path.parents if out in p.parents}
+    for folder in sorted(folders, key=lambda p: -len(p.parts)):
+        if not any(folder.iterdir()):
+            folder.rmdir()
 
 
 def out_folder(text: str) -> str:

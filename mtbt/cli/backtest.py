@@ -8,15 +8,16 @@ from analyzers.report import report_files
 from mtbt._progress import progress_bar
 from mtbt.cli._common import (
     add_data,
+    add_force,
     add_no_tearsheet,
     add_out,
     add_overrides,
     add_quiet,
     add_run,
+    clear_out,
     load,
 )
 from mtbt.cli._console import print_summary
-from mtbt.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_overrides(bt, help="override a run-file key (repeatable), e.g. "
                            "--set risk_management.max_positions=2")
     add_no_tearsheet(bt)
-    bt.add_argument("--force", action="store_true",
-                    help="write into a non-empty --out, first removing the report files of "
-                         "an earlier run there (other files are kept)")
+    add_force(bt)
     add_quiet(bt, help="no progress bar or summary table")
     bt.set_defaults(func=cmd_backtest)
 
@@ -46,7 +45,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     if args.out:
-        _clear_out(Path(args.out), args.force)
+        clear_out(Path(args.out), args.force, report_files)
     mtbt.compat.apply()
     tearsheet = False if args.no_tearsheet else None
     with progress_bar(enabled=not args.quiet) as progress:
@@ -55,18 +54,3 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         print_summary(result)
     return 0
 
-
-def _clear_out(out: Path, force: bool) -> None:
-    """Refuse a non-empty ``--out`` (an old report's files would mix with the new ones)
-    unless ``--force``, which removes the report files there first."""
-    if not out.is_dir():
-        return
-    held = sorted(p.name for p in out.iterdir())
-    if not held:
-        return
-    if not force:
-        shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-        raise ConfigError(f"--out {out} is not empty ({shown}): choose a new folder, or add "
-                          "--force to replace the report files in it")
-    for path in report_files(out):
-        path.unlink()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from mtbt.cli._common import add_no_tearsheet, add_out
+from mtbt.cli._common import add_force, add_no_tearsheet, add_out, clear_out
 from mtbt.cli._console import print_table
 from mtbt.errors import MtbtError
 
@@ -24,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     val.add_argument("--data-dir", default="data", metavar="DIR",
                      help="where to look for bar and VIX files (default: data)")
     add_out(val, "reports/validate-<timestamp>")
+    add_force(val, "validate.md and run reports")
     val.add_argument("--strict", action="store_true",
                      help="exit 1 on a MISS in a pause row (the deployed breaker)")
     add_no_tearsheet(val, help="skip the HTML tearsheets")
@@ -47,6 +48,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise MtbtError(f"--data-dir {data_dir}: no such folder")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("reports") / f"validate-{stamp}"
+    clear_out(out, args.force, _validate_files)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for path in paths:
@@ -57,3 +59,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"reports: {out}")
     missed = args.strict and any_miss(results, "pause")
     return 1 if any(r.error for r in results) or missed else 0
+
+
+def _validate_files(out):
+    """What ``validate`` writes in ``out``: validate.md and each run's report files."""
+    from analyzers.report import report_files
+
+    runs = [folder for folder in out.glob("*/*") if folder.is_dir()]
+    return [p for p in [out / "validate.md"] if p.is_file()] + [
+        p for folder in runs for p in report_files(folder)]
