@@ -96,8 +96,9 @@ def _daily_returns_svg(returns: pd.Series) -> str:
     with plt.rc_context({"svg.fonttype": "none", "font.size": 9}):
         fig, ax = plt.subplots(figsize=(8, 3))
         pct = returns * 100
-        ax.bar(pct.index, pct.to_numpy(), width=1.0,
-               color=np.where(pct.to_numpy() >= 0, "#2e7d32", "#c62828"))
+        values = pct.to_numpy()         # one line collection: far cheaper than bar patches
+        ax.vlines(pct.index, 0, values, colors=np.where(values >= 0, "#2e7d32", "#c62828"),
+                  lw=1.5)
         ax.axhline(0, color="black", lw=0.5)
         ax.yaxis.set_major_formatter(PercentFormatter(xmax=100))
         ax.set_title("Daily Returns", loc="left", fontweight="bold")
