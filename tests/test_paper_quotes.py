@@ -30,9 +30,11 @@ from mtbt.alpaca.endpoints import Endpoints
 from mtbt.alpaca.quote_chain import QuoteChain, QuotePrices, quote_band
 from mtbt.alpaca.quotes import OptionQuotes
 from mtbt.config import load_run
+from mtbt.options.allocator import Liquidity, leg_problem
 from mtbt.options.chain import ChainModel, SyntheticChain, atm_iv, mid, years_to_close
 from mtbt.options.occ import occ_symbol
 from mtbt.options.recorded import source_of
+from mtbt.options.structures import Leg
 from mtbt.sessions import NY, sessions
 from mtbt.sim import Simulator
 from tests.bars import session_frame
@@ -157,6 +159,8 @@ def test_a_chain_on_quotes_takes_bid_and_ask_and_falls_back_to_the_model_counted
     assert chain.bid("P", 468) == model.bid("P", 468) and far == model.bid("C", 600)
     assert source_of(chain, "C", 470) == "recorded" and source_of(chain, "P", 468) == "model"
     assert chain.has_price("C", 470) and not chain.has_price("P", 468)
+    missing = leg_problem(chain, Leg("P", 468.0, 1, DAY), Liquidity())
+    assert missing == ("no_recorded_price", "no live quote for P468 within 5 min")
     # one request for the band and the held leg (both chains of this bar share it), one for C600
     band = quote_band(470.0, 1.0)
     assert len(band) <= 100 and ("P", 468.0) in band

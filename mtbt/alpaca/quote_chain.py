@@ -80,6 +80,8 @@ class QuoteChain(RecordedChain):
     ``OptionQuote`` or None.
     """
 
+    price_name = "live quote"
+
     def __init__(self, model: ChainModel, spot: float, vix: float, now: dt.datetime,
                  expiry_close: dt.datetime, *,
                  quote: Callable[[str, float], OptionQuote | None],

@@ -85,7 +85,7 @@ def leg_problem(chain: SyntheticChain, leg: Leg, rules: Liquidity) -> tuple[str,
     name = f"{leg.right}{leg.strike:g}"
     recorded = isinstance(chain, RecordedChain)
     if recorded and not chain.has_price(leg.right, leg.strike):
-        return NO_RECORDED_PRICE, (f"no recorded price for {name} within "
+        return NO_RECORDED_PRICE, (f"no {chain.price_name} for {name} within "
                                    f"{chain.stale_minutes} min")
     if not rules.active:
         return None

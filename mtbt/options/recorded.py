@@ -158,6 +158,7 @@ class RecordedChain(SyntheticChain):
     the minute ``now`` (else a mark or decision at the close time ``now``)."""
 
     recorded = True
+    price_name = "recorded price"      # what a missing price is called in the allocator's text
 
     def __init__(self, model: ChainModel, spot: float, vix: float, now: dt.datetime,
                  expiry_close: dt.datetime, *, bars: SessionBars, stale_minutes: int,
