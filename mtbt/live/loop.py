@@ -8,7 +8,7 @@ streaming). In this order:
 2. the checkpoint: the strategy's and the broker's state and those orders, in one
    transaction, so an order is on record before it is sent;
 3. the broker sends them (``transmit``);
-4. the session files get a balance row;
+4. the session files get a balance row, and the status file is rewritten;
 5. the store tells the replay simulator that the bar is handled (``ready``).
 
 The feed only delivers bars; nothing here runs inside it.
@@ -21,6 +21,7 @@ import time
 import backtrader as bt
 
 from mtbt.live.logs import SessionFiles
+from mtbt.live.status import SessionStatus
 from mtbt.state import StateStore
 
 _MINUTE = dt.timedelta(minutes=1)
@@ -29,9 +30,10 @@ _MINUTE = dt.timedelta(minutes=1)
 class BarLoop:
     """Checkpoint, orders, session files after each bar (see the module docstring)."""
 
-    def __init__(self, store, broker, data, state: StateStore, files: SessionFiles) -> None:
+    def __init__(self, store, broker, data, state: StateStore, files: SessionFiles,
+                 status: SessionStatus | None = None) -> None:
         self.store, self.broker, self.data = store, broker, data
-        self.state, self.files = state, files
+        self.state, self.files, self.status = state, files, status
         self.bar_seconds: list[float] = []      # live bar arrival -> orders sent, per bar
 
     def attach(self, cerebro: bt.Cerebro) -> None:
@@ -52,6 +54,8 @@ class BarLoop:
             self.bar_seconds.append(time.monotonic() - data.last_arrival)
         if strat.trading:
             self.files.bar(last + _MINUTE, strat, broker)
+            if self.status is not None:         # the dashboard's file, orders already sent
+                self.status.bar(last + _MINUTE, strat, broker, data, self.bar_seconds)
         self.store.ready(last)
 
 
