@@ -1,12 +1,12 @@
 """``python -m mtbt``: a thin router over the library (parse, load the run, run, report).
 
 One module per command, each with ``register(sub)`` and its ``cmd_*``: :mod:`.backtest`,
-:mod:`.check`, :mod:`.validate`, :mod:`.data`, :mod:`.options`, :mod:`.paper`, :mod:`.sweep`,
-:mod:`.walkforward`, :mod:`.montecarlo`. The arguments several commands share (RUN.toml,
-``--set``, ``--data/--vix/--start/--end``, ``--out``, ...) are declared once in
-:mod:`._common`, which also loads the run; the console tables are in :mod:`._console`. No
-command module imports this one. Heavy imports stay inside the ``cmd_*`` functions, so
-``--help`` stays quick.
+:mod:`.check`, :mod:`.validate`, :mod:`.data`, :mod:`.options`, :mod:`.paper`,
+:mod:`.dashboard`, :mod:`.sweep`, :mod:`.walkforward`, :mod:`.montecarlo`. The arguments
+several commands share (RUN.toml, ``--set``, ``--data/--vix/--start/--end``, ``--out``,
+...) are declared once in :mod:`._common`, which also loads the run; the console tables are
+in :mod:`._console`. No command module imports this one. Heavy imports stay inside the
+``cmd_*`` functions, so ``--help`` stays quick.
 """
 from __future__ import annotations
 
@@ -15,11 +15,23 @@ import sys
 from collections.abc import Sequence
 
 from mtbt._version import __version__
-from mtbt.cli import backtest, check, data, montecarlo, options, paper, sweep, validate, walkforward
+from mtbt.cli import (
+    backtest,
+    check,
+    dashboard,
+    data,
+    montecarlo,
+    options,
+    paper,
+    sweep,
+    validate,
+    walkforward,
+)
 from mtbt.errors import MtbtError
 
 # in the order the top-level help lists them
-COMMANDS = (backtest, check, validate, data, options, paper, sweep, walkforward, montecarlo)
+COMMANDS = (backtest, check, validate, data, options, paper, dashboard, sweep, walkforward,
+            montecarlo)
 
 
 def build_parser() -> argparse.ArgumentParser:
