@@ -143,6 +143,28 @@ def test_stream_watch_says_down_since_when():
                                                  "connects": 2}
 
 
+def test_lot_view_levels_of_the_scaling_exits_and_of_a_condor():
+    from types import SimpleNamespace
+
+    from mtbt.exits import ExitRules, Lot, Stage
+    from mtbt.live.status import lot_view
+    from mtbt.options.structures import iron_condor
+
+    rules = ExitRules()
+    lot = Lot(3, 1, 10, entry_price=500.0, remaining=5, stage=Stage.SCALED, stop=500.0,
+              stop_reason="breakeven")
+    view = lot_view(SimpleNamespace(rules=rules, p=SimpleNamespace()), lot, 503.0)
+    assert (view["stage"], view["stop"], view["stop_reason"]) == ("scaled", 500.0, "breakeven")
+    assert view["target_reason"] == "tp2" and view["target"] == round(500 * (1 + rules.tp2_pct), 2)
+    condor = iron_condor(pd.Timestamp(DAY).date(), 540.0, 550.0, 5.0)
+    lot = Lot(4, -1, 2, entry_price=545.0, remaining=2, stage=Stage.OPEN, structure=condor,
+              premium=-1.2)
+    strat = SimpleNamespace(rules=rules, p=SimpleNamespace(profit_target=0.5, stop_loss=2.0))
+    view = lot_view(strat, lot, 545.5)
+    assert view["levels_on"] == "premium" and view["label"] == condor.label
+    assert (view["target"], view["stop"]) == (-0.6, -3.6)     # half the credit; 2x more
+
+
 # -- what the dashboard reads ------------------------------------------------------------------
 def test_dashboard_json_read_while_the_session_runs(day):
     live = day["live"]
@@ -250,6 +272,9 @@ def test_json_endpoint_serves_whitelisted_redacted_fields_and_no_file(day, monke
         assert served.get("/api/status", Host="evil.example:80")[0] == 403   # rebinding
         code, page = served.get("/")
         assert code == 200 and "<svg" in page and "cdn" not in page.lower()
+    assert body["state"]["day"] == DAY and body["state"]["orders"]
+    assert sorted(p.name for p in folder.glob("state.sqlite*")) == \
+        ["state.sqlite", "state.sqlite.lock"]             # read as it stands: nothing added
 
 
 def test_token_rules(day, monkeypatch):

@@ -219,7 +219,10 @@ def read_state(path: Path, client_ids: list[str]) -> dict:
     flags, and what each of ``client_ids`` is. ``{"error": ...}`` when unreadable."""
     if not path.is_file():
         return {"error": f"no state file at {path.name}"}
-    uri = f"{path.resolve().as_uri()}?mode=ro"
+    # no -wal file: no session writes it now, and the file is read as it stands, creating
+    # nothing beside it; else read-only beside the running session (WAL: it never waits)
+    immutable = not path.with_name(f"{path.name}-wal").exists()
+    uri = f"{path.resolve().as_uri()}?mode=ro" + ("&immutable=1" if immutable else "")
     try:
         db = sqlite3.connect(uri, uri=True, timeout=2.0)
     except sqlite3.Error as exc:
@@ -235,7 +238,10 @@ def read_state(path: Path, client_ids: list[str]) -> dict:
         return {"error": f"state file unreadable ({exc})"}
     finally:
         db.close()
-    strategy = json.loads(rows["strategy"]) if "strategy" in rows else {}
+    try:
+        strategy = json.loads(rows["strategy"]) if "strategy" in rows else {}
+    except ValueError:
+        return {"error": "state file: its checkpoint is not JSON"}
     risk = strategy.get("risk") or {}
     described = {}
     for cid, role, trade_id, spec in orders:

@@ -154,7 +154,7 @@ function render(d) {
   rows("open-trades", open, (tr, t) => {
     tr.dataset.tradeId = t.trade_id;
     cell(tr, "#" + t.trade_id); cell(tr, t.side);
-    cell(tr, t.instrument + (t.label ? " " + t.label : ""));
+    cell(tr, t.label || t.instrument);
     cell(tr, t.remaining !== undefined && t.remaining !== t.qty ?
       t.remaining + " of " + t.qty : t.qty);
     cell(tr, t.stage);
