@@ -45,13 +45,15 @@ class Exchange:
     the simulated time (New York), the end of the last bar worked."""
 
     def __init__(self, symbol: str, cash: float, slippage: float, chain_model: ChainModel,
-                 sessions: SessionBook, now: pd.Timestamp, partial_fills: bool = False) -> None:
+                 sessions: SessionBook, now: pd.Timestamp, partial_fills: bool = False,
+                 slip: float = 0.0, slip_fill: int = 1) -> None:
         self.symbol, self.now, self.sessions = symbol, now, sessions
         self.options = OptionMarket(chain_model, sessions)
         self.book = OrderBook()
         self.account = Account(cash, chain_model.multiplier, chain_model.fee_per_contract)
         self.intake = Intake(symbol, sessions)
-        self.matcher = Matcher(self.book, self.account, self.options, slippage, partial_fills)
+        self.matcher = Matcher(self.book, self.account, self.options, slippage, partial_fills,
+                               slip, slip_fill)
         self.last_bar: BarRow | None = None
 
     # -- orders ------------------------------------------------------------------------------

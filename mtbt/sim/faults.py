@@ -22,6 +22,10 @@ class Faults:
     - ``reorder_fills``: the trade_updates events of one step are sent in reverse order.
     - ``partial_fills``: each equity order fills in two executions (floor half, at least 1,
       then the rest; same price): ``partial_fill`` then ``fill``.
+    - ``slip`` / ``slip_fill``: the ``slip_fill``-th equity order to fill (counting from 1,
+      in the order they fill) fills ``slip`` dollars per share worse than the rules give
+      (dearer for a buy, cheaper for a sell), a limit order too: a fill the trader did not
+      expect (``mtbt compare`` reports it as slippage).
     """
 
     drop_streams_every: float = 0.0
@@ -31,6 +35,8 @@ class Faults:
     duplicate_fills: bool = False
     reorder_fills: bool = False
     partial_fills: bool = False
+    slip: float = 0.0
+    slip_fill: int = 1
 
 
 @dataclass(frozen=True)

@@ -27,12 +27,18 @@ class Matcher:
     """Works the open orders of ``book`` against bars, booking fills into ``account``.
 
     ``slippage``: fixed per-share slippage of equity fills; ``partial_fills``: each equity
-    order fills in two executions (the fault knob)."""
+    order fills in two executions (the fault knob); ``slip``: the ``slip_fill``-th equity
+    order to fill fills that much worse per share (the fault knob; each such fill is listed
+    in ``slipped``)."""
 
     def __init__(self, book: OrderBook, account: Account, options: OptionMarket,
-                 slippage: float = 0.0, partial_fills: bool = False) -> None:
+                 slippage: float = 0.0, partial_fills: bool = False, slip: float = 0.0,
+                 slip_fill: int = 1) -> None:
         self.book, self.account, self.options = book, account, options
         self.slippage, self.partial_fills = float(slippage), partial_fills
+        self.slip, self.slip_fill = float(slip), int(slip_fill)
+        self.equity_fills = 0
+        self.slipped: list[dict[str, Any]] = []     # client id, rules' price, price filled
 
     def work(self, order: SimOrder, bar: BarRow) -> list[dict[str, Any]]:
         """Fill the open top-level ``order`` against ``bar`` if it trades there; its events."""
@@ -69,6 +75,12 @@ class Matcher:
 
     def _fill_equity(self, order: SimOrder, price: float, bar: BarRow) -> list[dict[str, Any]]:
         qty = order.remaining
+        self.equity_fills += 1
+        if self.slip and self.equity_fills == self.slip_fill:
+            slipped = round(price + order.sign * self.slip, 6)
+            self.slipped.append({"client_order_id": order.client_order_id, "side": order.side,
+                                 "price": price, "filled": slipped})
+            price = slipped
         if self.partial_fills and qty > 1:
             first = max(1.0, math.floor(qty / 2))
             return [self._execute(order, first, price, bar),
