@@ -18,6 +18,7 @@ from mtbt._version import __version__
 from mtbt.cli import (
     backtest,
     check,
+    compare,
     dashboard,
     data,
     montecarlo,
@@ -30,8 +31,8 @@ from mtbt.cli import (
 from mtbt.errors import MtbtError
 
 # in the order the top-level help lists them
-COMMANDS = (backtest, check, validate, data, options, paper, dashboard, sweep, walkforward,
-            montecarlo)
+COMMANDS = (backtest, check, validate, data, options, paper, dashboard, compare, sweep,
+            walkforward, montecarlo)
 
 
 def build_parser() -> argparse.ArgumentParser:
