@@ -12,11 +12,16 @@ class Faults:
     """What the simulator does wrong on purpose.
 
     - ``drop_streams_every``: close every websocket connection (both streams) every N s.
+    - ``drop_streams_at``: close every websocket connection once, right after the Nth bar
+      of the replayed day is streamed (counting from 1).
     - ``error_every``: every Nth REST request (``/_sim`` routes not counted) answers an
       error instead, cycling 500, 429. For ``POST /v2/orders`` the faults alternate between
       failing *before* creating the order (the next status of the cycle) and failing *after*
       creating it (the order is on the book and its ``new`` event is sent, but the client
       gets 500; this does not advance the 500/429 cycle). The first order fault is *before*.
+    - ``reject_order``: the first order submitted (``POST /v2/orders``) whose
+      ``client_order_id`` contains this text is refused as Alpaca refuses an order it will
+      not take: HTTP 403 "insufficient buying power" (code 40310000), nothing created.
     - ``slow_every`` / ``slow_seconds``: every Nth REST request waits that long first.
     - ``duplicate_fills``: every fill/partial_fill event is sent twice (same execution_id).
     - ``reorder_fills``: the trade_updates events of one step are sent in reverse order.
@@ -29,7 +34,9 @@ class Faults:
     """
 
     drop_streams_every: float = 0.0
+    drop_streams_at: int = 0
     error_every: int = 0
+    reject_order: str = ""
     slow_every: int = 0
     slow_seconds: float = 0.0
     duplicate_fills: bool = False
@@ -56,6 +63,7 @@ class RestFaults:
         self.faults = faults
         self._lock = threading.Lock()
         self._count = self._errors = self._order_errors = 0
+        self._rejected = False
 
     def next(self, is_order_post: bool) -> RestFault:
         f = self.faults
@@ -74,3 +82,13 @@ class RestFaults:
             status = (500, 429)[self._errors % 2]
             self._errors += 1
             return RestFault(slow, status, False)
+
+    def refuses(self, order: object) -> bool:
+        """Whether to refuse this order submission (``reject_order``; once)."""
+        text = self.faults.reject_order
+        client_id = order.get("client_order_id") if isinstance(order, dict) else None
+        with self._lock:
+            if self._rejected or not text or text not in str(client_id or ""):
+                return False
+            self._rejected = True
+            return True

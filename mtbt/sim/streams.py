@@ -170,9 +170,16 @@ class StreamServer:
     async def _dropper(self) -> None:
         while True:
             await asyncio.sleep(self.drop_every)
-            for conn in list(self._conns):
-                self.drops += 1
-                asyncio.create_task(conn.ws.close(1012, "mtbt sim: dropped (fault)"))
+            self._drop_now()
+
+    def drop_all(self) -> None:
+        """Close every connection now (any thread): the drop fault, once."""
+        self._call(self._drop_now)
+
+    def _drop_now(self) -> None:
+        for conn in list(self._conns):
+            self.drops += 1
+            asyncio.create_task(conn.ws.close(1012, "mtbt sim: dropped (fault)"))
 
     async def _trade(self, conn: _Conn) -> None:
         async for raw in conn.ws:
