@@ -53,6 +53,7 @@ from mtbt._config_errors import (
     parse_times,
     problem_from,
     require_paper,
+    rule,
     shape_problem,
 )
 from mtbt.errors import ConfigError
@@ -320,6 +321,33 @@ class Validation(_Section):
     vix: Names = ("vix_1d",)
 
 
+#: The events of a paper session (``mtbt.live.alerts``), in the order they are listed.
+ALERT_EVENTS: tuple[str, ...] = (
+    "session_start", "breaker_trip", "daily_limit", "orphan_closed", "stream_down",
+    "reconnect", "order_rejected", "session_summary")
+
+
+def _parse_events(value: Any) -> Any:
+    """A list of ``ALERT_EVENTS`` names, as a tuple; an unknown name is refused by name."""
+    if not (isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)):
+        raise rule('expected a list of event names, e.g. ["breaker_trip", "session_summary"]')
+    for name in value:
+        if name not in ALERT_EVENTS:
+            raise rule(f"unknown event {fmt(name)}: expected some of "
+                       f"{', '.join(ALERT_EVENTS)}")
+    return tuple(dict.fromkeys(value))
+
+
+class Alerts(_Section):
+    """``[alerts]``: which events of a paper session go to the webhook
+    (``MTBT_ALERT_WEBHOOK``; every event is written to ``events_<SESSION>.jsonl``), and how
+    long a stream may be down before ``stream_down``."""
+
+    section: ClassVar[str] = "alerts"
+    events: Annotated[tuple[str, ...], BeforeValidator(_parse_events)] = ALERT_EVENTS
+    stream_down_seconds: float = Field(60.0, gt=0, le=3600)
+
+
 class RunConfig(BaseModel):
     """A validated, frozen run: one attribute per section plus ``name`` and ``source``."""
 
@@ -339,6 +367,7 @@ class RunConfig(BaseModel):
     iron_condor: IronCondor = Field(default_factory=IronCondor)
     benchmark: Benchmark = Field(default_factory=Benchmark)
     validation: Validation = Field(default_factory=Validation)
+    alerts: Alerts = Field(default_factory=Alerts)
 
     @model_validator(mode="after")
     def _cross(self) -> RunConfig:
@@ -354,8 +383,10 @@ class RunConfig(BaseModel):
 
     @property
     def run_id(self) -> str:
-        """First 12 hex digits of the SHA-256 of the settings (``name``/``source`` left out)."""
-        settings = {k: v for k, v in self.as_dict().items() if k not in ("name", "source")}
+        """First 12 hex digits of the SHA-256 of the settings (``name``/``source`` left out,
+        and ``[alerts]``: where a session's alerts go does not change what it trades)."""
+        settings = {k: v for k, v in self.as_dict().items()
+                    if k not in ("name", "source", "alerts")}
         canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
