@@ -199,3 +199,7 @@ class Books:
             text = f"{row.client_order_id} filled {filled:g} after the last checkpoint"
             log.error("ORPHAN %s: no lot refers to it; check the position", text)
             self.orphans.append(text)
+            for callback in self.on_orphan:
+                callback(row.client_order_id, f"order filled {filled:g} after the last "
+                                              "checkpoint, no lot refers to it: check the "
+                                              "position")

@@ -83,6 +83,11 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
               ("dry_run", False), ("chain_model", ChainModel()), ("cash", 10_000.0),
               ("option_prices", None))
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.on_refused: list = []      # called (client id, why) per order refused
+        self.on_orphan: list = []       # called (symbol or client id, what was done)
+
     def start(self) -> None:
         super().start()
         self.start_books()
@@ -334,6 +339,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
 
     def _refuse(self, sent: Sent, why: str) -> None:
         sent.status = "rejected"
+        for callback in self.on_refused:
+            callback(sent.row.client_order_id, why)
         for part in sent.parts:
             part.status = "rejected"
             target = part.target

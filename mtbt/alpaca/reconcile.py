@@ -57,6 +57,9 @@ class Reconcile:
                           symbol, qty, ours.get(symbol, 0), extra)
                 self.orphans.append(f"{symbol} {extra:+g}")
                 self._close_orphan(symbol, extra)
+                for callback in self.on_orphan:
+                    callback(symbol, f"Alpaca holds {qty:g}, mtbt's structures "
+                                     f"{ours.get(symbol, 0):g}: closing {extra:+g} at market")
             else:
                 note = ("opened outside mtbt: left alone" if symbol not in ours
                         else f"mtbt holds {ours[symbol]:g}: the difference is not mtbt's")
