@@ -138,3 +138,21 @@ def test_bars_that_are_not_one_minute_apart_are_refused(tmp_path, capsys):
                  str(tmp_path / "five.parquet"), "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 2
     assert "five.parquet: bars are 5 minutes apart" in capsys.readouterr().err
+
+
+def test_every_simulator_fault_knob_parses_from_the_command_line():
+    """``--fault`` accepts every knob ``Faults`` has, of every type, and names a bad one."""
+    import dataclasses
+
+    from mtbt.cli.paper import _faults
+    from mtbt.errors import ConfigError
+    from mtbt.sim import Faults
+
+    faults = _faults(["reject_order=t1-stop", "slip=0.25", "slip_fill=2",
+                      "duplicate_fills=true"])
+    assert (faults.reject_order, faults.slip, faults.slip_fill, faults.duplicate_fills) == \
+        ("t1-stop", 0.25, 2, True)
+    every = _faults([f"{f.name}={f.default}" for f in dataclasses.fields(Faults)])
+    assert every == Faults()
+    with pytest.raises(ConfigError, match="slip_fill=two: 'two' is not a int"):
+        _faults(["slip_fill=two"])

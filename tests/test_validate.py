@@ -154,7 +154,7 @@ def test_strict_judges_the_pause_rows_only(tmp_path, monkeypatch):
     assert main(argv) == 0                             # the MISS is in the alert row
     missed = [ran(cfg, "pause", 9, [trip]), ran(cfg, "alert", 3, [])]
     monkeypatch.setattr("mtbt.validate.run_scenario", lambda *a, **k: missed)
-    assert main(argv) == 1
+    assert main([*argv, "--force"]) == 1               # the same --out: replaced
 
 
 def test_a_run_that_errors_fails_the_command(data_dir, tmp_path, capsys):

@@ -117,7 +117,7 @@ def _faults(items: list[str]):
 
     from mtbt.sim import Faults
 
-    types = {"float": float, "int": int, "bool": bool}
+    types = {"float": float, "int": int, "bool": bool, "str": str}
     fields = {f.name: types[str(f.type)] for f in dataclasses.fields(Faults)}
     values = {}
     for item in items:
