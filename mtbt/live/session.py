@@ -42,9 +42,13 @@ from mtbt.alpaca.quotes import OptionQuotes
 from mtbt.alpaca.store import AlpacaStore
 from mtbt.config import RunConfig
 from mtbt.errors import BrokerError, ConfigError, MtbtError, StateError
+from mtbt.live.alert_webhook import webhook_url
+from mtbt.live.alerts import AlertHub
 from mtbt.live.logs import SessionFiles, session_id
 from mtbt.live.loop import BarLoop
+from mtbt.live.record import SessionRecord
 from mtbt.live.shutdown import close_out
+from mtbt.live.status import SessionStatus, latency_ms
 from mtbt.risk import RiskManager
 from mtbt.runner import Venue, build_cerebro, chain_model
 from mtbt.sessions import NY
@@ -81,6 +85,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
     structures on the store's live option quotes (default: unless ``[options] prices`` is
     "model").
     """
+    webhook = webhook_url()                  # MTBT_ALERT_WEBHOOK, checked before anything
     store = store or AlpacaStore(paper_mode=cfg.deployment.paper_mode)
     folder = Path(log_dir)
     name = session_id()
@@ -92,14 +97,21 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
     except BaseException:
         state.close()
         raise
+    status = SessionStatus(folder, name, symbol=cfg.strategy.symbol, run=cfg.name,
+                           run_id=cfg.run_id, dry_run=dry_run)   # status_<SESSION>.json
+    alerts = AlertHub(folder, name, cfg.alerts, symbol=cfg.strategy.symbol, secrets=secrets,
+                      webhook=webhook)                     # events_<SESSION>.jsonl, webhook
     stop = stop or threading.Event()
     stopped_by = ["session end"]
+    record = SessionRecord(files, cfg, dry_run=dry_run)   # bars_, vix_, run_, record_<SESSION>
     try:
         vix = _vix(cfg)                   # a missing source fails before any request
         today, session, calendar, history_start = _session(store, cfg)
         log.info("mtbt %s paper session %s: %s %s, run %s (%s)%s", __version__, name,
                  cfg.strategy.symbol, today, cfg.name, cfg.run_id,
                  " DRY RUN: no order is sent" if dry_run else "")
+        alerts.started(cfg, today, dry_run)
+        alerts.watch(store)                  # before either stream first connects
         resume, books = _checkpoints(state, today, same_day)
         if reset_breaker:
             resume = _reset_breaker(state, resume, cfg.risk_management.account_size)
@@ -107,6 +119,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                              sessions={d: s for d, s in calendar.items() if d <= today},
                              history_start=history_start, vix=vix, stall=stall,
                              stop=stop)
+        record.attach(data, today, resume)
         if option_quotes is None:
             option_quotes = cfg.options.prices != "model"
         broker = store.getbroker(state=state, symbol=cfg.strategy.symbol, day=today,
@@ -114,11 +127,14 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
                                  option_prices=quote_prices(cfg, store) if option_quotes
                                  else None)
         broker.setcash(cfg.risk_management.account_size)
+        alerts.watch_broker(broker)
         venue = Venue(data, broker, calendar, trade_from=today, resume=resume,
                       resume_books=books)
         cerebro = build_cerebro(cfg, venue)
 
-        loop = BarLoop(store, broker, data, state, files)
+        status.watch(store)
+        alerts.attach(cerebro)               # before the bar loop: in its bar time
+        loop = BarLoop(store, broker, data, state, files, status)
         loop.attach(cerebro)
         with _signals(stop, stopped_by):
             (strat,) = cerebro.run()
@@ -129,14 +145,23 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
             close_out(store, broker, strat, data, keep_positions=keep_positions)
             if strat.trading:        # stopped during the history: the checkpoint stays
                 state.save(strategy=strat.snapshot(), broker=broker.snapshot(data))
-        return _finish(cfg, files, strat, broker, data, loop, name, folder, stopped_by[0])
+        record.write(stopped_by[0])
+        result = _finish(cfg, files, strat, broker, data, loop, name, folder, stopped_by[0])
+        alerts.finish(strat, result.summary)
+        return result
     except MtbtError as exc:                 # the session's log says what ended it
         log.error("session %s ended: %s", name, exc)
+        status.fail(exc)
+        alerts.failed(exc)
         raise
-    except BaseException:
+    except BaseException as exc:
         log.exception("session %s ended by an error", name)
+        status.fail(exc)
+        alerts.failed(exc)
         raise
     finally:
+        record.write_on_error()              # a session stopped by an error: its bars too
+        alerts.close()                       # the webhook's queue, drained (bounded)
         store.stop()
         files.close()
         state.close()
@@ -270,15 +295,6 @@ def _signals(stop: threading.Event, stopped_by: list):
             signal.signal(sig, old)
 
 
-def latency_ms(seconds: list[float]) -> dict:
-    """n, p50, p99 and max of durations, in milliseconds."""
-    if not seconds:
-        return {"n": 0, "p50": None, "p99": None, "max": None}
-    ms = pd.Series(seconds) * 1000
-    return {"n": len(ms), "p50": round(float(ms.quantile(0.5)), 3),
-            "p99": round(float(ms.quantile(0.99)), 3), "max": round(float(ms.max()), 3)}
-
-
 def _risk_summary(risk: RiskManager) -> dict:
     """The day's and the run's risk counters, the drawdown breaker's state among them."""
     return {"day_pnl": risk.day_pnl, "realized": risk.realized, "halted_today":
@@ -330,6 +346,8 @@ def _finish(cfg: RunConfig, files: SessionFiles, strat, broker, data, loop: BarL
     daily = daily_table(equity, trades, regimes, start, trips) if len(equity) else \
         pd.DataFrame()
     files.finish(summary, daily, regimes, [a for a in strat.alerts if a[0] >= today])
+    if loop.status is not None:
+        loop.status.finish(stopped_by, summary, strat, broker, loop.bar_seconds)
     log.info("session %s finished (%s): %d trade row(s), pnl %.2f", name, stopped_by,
              len(trades), summary["total_pnl"] or 0.0)
     samples = {"bar_to_order": broker.order_latency, "bar_handled": loop.bar_seconds}
