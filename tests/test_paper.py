@@ -185,6 +185,27 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(shared_data, p
     pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
 
 
+@pytest.mark.parametrize("refused", ["-t1-tp1", "-t1-stop"])
+def test_a_refused_exit_leaves_nothing_of_its_pair_working(shared_data, paper_logs, tmp_path,
+                                                           refused):
+    """Alpaca refuses one order of the first trade's exit pair (its oco, or the plain stop
+    for the rest): the stop is then refused whole, its other Alpaca order never sent or
+    cancelled, and the pair placed again at the next bar is accepted; nothing is left
+    working to buy twice, and the day ends as the backtest's did."""
+    cfg = _cfg(shared_data, "equity")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, Faults(reject_order=refused), keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / f"refused{refused}",
+                    state_path=tmp_path / "state.sqlite")
+    assert [f["status"] for f in sim.injected] == [403]
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert log.count(" refused: ") == 1 and log.count("Rejected: re-placing") == 1
+    assert "Traceback" not in log and result.stopped_by == "session end"
+    assert sum(e.qty for e in sim.executions) == 2 * expected["qty"].sum()   # none twice
+    assert sim.positions() == {} and result.summary["open_trades"] == 0
+    pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
+
+
 def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
     """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
     partial fill or the broker would leave it): the trader closes the extra and trades on."""

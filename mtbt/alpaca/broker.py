@@ -282,6 +282,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             return
         data = getattr(self.p.store, "data", None)
         for sent in unsent:
+            if sent.status == "canceled":     # withdrawn with a refused part of its order
+                continue
             if data is not None and data.last_arrival is not None:
                 self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
             self._answered(sent, *self._request(sent))
@@ -347,6 +349,22 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             if target.alive():
                 target.status = target.Rejected
                 self.notify(target)
+            self._withdraw_rest(target, sent)
+
+    def _withdraw_rest(self, target, refused: Sent) -> None:
+        """A backtrader order Alpaca refused in part (a stop that is an oco's leg and a
+        plain stop for the rest) is refused whole: its other Alpaca orders are withdrawn, a
+        sent one cancelled, an unsent one never sent, so nothing of it is left working."""
+        for part in self._by_ref.get(target.ref, []):
+            other = self._sent[part.client_id]
+            if other is refused or other.status in FINAL:
+                continue
+            if other.parts[0].alpaca_id:
+                self._cancels.append(other.parts[0].alpaca_id)
+            else:
+                other.status = "canceled"
+                for each in other.parts:
+                    each.status = "canceled"
 
     def _accept(self, parts: list[Part]) -> None:
         for part in parts:

@@ -228,6 +228,8 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
 
     def _cancel_working(self, lot: Lot) -> None:
         for order in self._working.pop(lot.trade_id, []):
+            if order.status == order.Completed:
+                continue        # filled already (live: before its notice came): booked then
             self._lot_orders.pop(order.ref, None)    # its Canceled notice is then ignored
             if order.alive():
                 self.cancel(order)
