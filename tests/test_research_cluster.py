@@ -29,11 +29,12 @@ def test_a_sweep_on_a_two_node_cluster_equals_the_local_one(tmp_path):
         cluster.add_node(num_cpus=1)
         cluster.wait_for_nodes()
         assert main([*sweep, str(tmp_path / "cluster"), "--address", cluster.address]) == 0
+        assert main([*sweep, str(tmp_path / "beside")]) == 0    # no --address: its own Ray
         ray.init(address=cluster.address, log_to_driver=False, logging_level=logging.ERROR)
         try:          # the sweep's driver was a job of this cluster, with both nodes up
             assert len([n for n in ray.nodes() if n["Alive"]]) == 2
             jobs = ray._private.state.jobs()
-            assert len(jobs) == 2 and sum(job["IsDead"] for job in jobs) == 1
+            assert len(jobs) == 2 and sum(job["IsDead"] for job in jobs) == 1   # not "beside"
         finally:
             ray.shutdown()
     finally:

@@ -27,7 +27,7 @@ GRID = "[scaling_exits]\ntp1_pct = [0.008, 0.01]\nstop_pct = [0.006, 0.007]\n"
 def local_ray():
     """A local Ray on 2 CPUs, shared by the module's tests (RayPool uses it as it is)."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR)
     yield ray
     ray.shutdown()

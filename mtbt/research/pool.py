@@ -110,8 +110,8 @@ class RayPool:
                 if self.address:
                     ray.init(address=self.address, **quiet)
                 else:
-                    ray.init(num_cpus=self.workers or os.cpu_count(), include_dashboard=False,
-                             **quiet)
+                    ray.init(address="local", num_cpus=self.workers or os.cpu_count(),
+                             include_dashboard=False, **quiet)   # never a running cluster
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 where = f"--address {self.address}" if self.address else "local Ray"
                 raise MtbtError(f"{where}: cannot start Ray ({exc})") from None
