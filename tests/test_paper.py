@@ -31,7 +31,8 @@ from mtbt.sim import Faults
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
 ROOT = Path(__file__).resolve().parents[1]
-# made up per run (never a real key): the last test greps every file the suite wrote for them
+# made up per run (never a real key): after the last test, conftest.py greps every file
+# the tests wrote for them
 KEYS = (f"test-key-{uuid.uuid4().hex[:12]}", f"test-secret-{uuid.uuid4().hex}")
 # replayed days: shares, 2 short entries (tp1, trail, eod); options, a put butterfly and a
 # signal the allocator sent to shares (tp1, then trail)
@@ -41,10 +42,12 @@ COMPARE = ["trade_id", "instrument", "side", "entry_time", "entry_price", "exit_
            "exit_price", "qty", "pnl", "exit_reason"]
 
 
-@pytest.fixture(scope="session")
-def paper_logs(tmp_path_factory) -> Path:
-    """Where every paper session of this module writes (grepped for keys at the end)."""
-    return tmp_path_factory.mktemp("paper_logs")
+@pytest.fixture
+def paper_logs(tmp_path) -> Path:
+    """Where the test's paper sessions write (grepped for keys after the last test, by
+    ``tests/conftest.py``'s ``no_file_holds_a_test_key``)."""
+    (tmp_path / "paper_logs").mkdir()
+    return tmp_path / "paper_logs"
 
 
 def _cfg(shared: Path, instrument: str, day: str | None = None, *overrides: str,
@@ -452,11 +455,14 @@ def test_dry_run_sends_nothing_and_logs_would_be_orders(shared_data, paper_logs,
     assert not (paper_logs / "dry" / "state.sqlite").exists()
 
 
-def test_no_log_of_the_suite_holds_a_key(paper_logs, tmp_path_factory):
-    """Runs last in this module: every file any test wrote holds neither test key."""
-    base = tmp_path_factory.getbasetemp()
-    files = [p for p in base.rglob("*") if p.is_file()]
-    for path in files:
-        data = path.read_bytes()
-        for key in KEYS:
-            assert key.encode() not in data, f"{path} holds a key"
+def test_the_key_check_finds_a_key_written_anywhere(tmp_path):
+    """conftest.py's ``no_file_holds_a_test_key`` greps every file the tests wrote for
+    ``KEYS`` after the last test; here it finds one, deep in a folder, and nothing else."""
+    from tests.conftest import files_holding
+
+    leak = tmp_path / "logs" / "deep" / "paper_trading_X.log"
+    leak.parent.mkdir(parents=True)
+    leak.write_text(f"ok\nAPCA-API-KEY-ID: {KEYS[0]}\n")
+    (tmp_path / "clean.log").write_text("APCA-API-KEY-ID: ***")
+    assert files_holding(tmp_path, KEYS) == [str(leak)]
+    leak.unlink()                                # the suite's own check must stay green
