@@ -111,7 +111,10 @@ def test_status_file_shows_the_open_trade_its_orders_regime_streams_and_latency(
     assert {s["state"] for s in status["streams"].values()} <= {"connected", "down"}
     latency = status["latency_ms"]["bar_to_order"]
     assert latency["n"] >= 1 and 0 < latency["p50"] <= latency["p99"] <= latency["max"]
-    assert status["bars_streamed"] == status["bars"] > 0
+    # every live bar came over the stream or, after one of the drops, over REST (a bar
+    # backfilled while the feed is reconnecting is not counted as streamed)
+    assert 0 < status["bars_streamed"] <= status["bars"] <= \
+        status["bars_streamed"] + status["bars_recovered"]
 
 
 def test_status_file_ends_with_the_session_end_state(day):
