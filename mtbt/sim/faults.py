@@ -19,6 +19,9 @@ class Faults:
       failing *before* creating the order (the next status of the cycle) and failing *after*
       creating it (the order is on the book and its ``new`` event is sent, but the client
       gets 500; this does not advance the 500/429 cycle). The first order fault is *before*.
+    - ``error_orders_every``: also every Nth order submission (``POST /v2/orders``, counted
+      on its own) fails as above, so a test can count on orders failing whatever the other
+      requests around them were (``error_every`` alone hits an order by chance).
     - ``reject_order``: the first order submitted (``POST /v2/orders``) whose
       ``client_order_id`` contains this text is refused as Alpaca refuses an order it will
       not take: HTTP 403 "insufficient buying power" (code 40310000), nothing created.
@@ -36,6 +39,7 @@ class Faults:
     drop_streams_every: float = 0.0
     drop_streams_at: int = 0
     error_every: int = 0
+    error_orders_every: int = 0
     reject_order: str = ""
     slow_every: int = 0
     slow_seconds: float = 0.0
@@ -62,7 +66,7 @@ class RestFaults:
     def __init__(self, faults: Faults) -> None:
         self.faults = faults
         self._lock = threading.Lock()
-        self._count = self._errors = self._order_errors = 0
+        self._count = self._errors = self._order_errors = self._orders = 0
         self._rejected = False
 
     def next(self, is_order_post: bool) -> RestFault:
@@ -71,7 +75,11 @@ class RestFaults:
             self._count += 1
             n = self._count
             slow = f.slow_seconds if f.slow_every and n % f.slow_every == 0 else 0.0
-            if not (f.error_every and n % f.error_every == 0):
+            hit = bool(f.error_every and n % f.error_every == 0)
+            if is_order_post and f.error_orders_every:
+                self._orders += 1
+                hit = hit or self._orders % f.error_orders_every == 0
+            if not hit:
                 return RestFault(slow)
             after = False
             if is_order_post:
