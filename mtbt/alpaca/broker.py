@@ -349,22 +349,9 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             if target.alive():
                 target.status = target.Rejected
                 self.notify(target)
-            self._withdraw_rest(target, sent)
-
-    def _withdraw_rest(self, target, refused: Sent) -> None:
-        """A backtrader order Alpaca refused in part (a stop that is an oco's leg and a
-        plain stop for the rest) is refused whole: its other Alpaca orders are withdrawn, a
-        sent one cancelled, an unsent one never sent, so nothing of it is left working."""
-        for part in self._by_ref.get(target.ref, []):
-            other = self._sent[part.client_id]
-            if other is refused or other.status in FINAL:
-                continue
-            if other.parts[0].alpaca_id:
-                self._cancels.append(other.parts[0].alpaca_id)
-            else:
-                other.status = "canceled"
-                for each in other.parts:
-                    each.status = "canceled"
+            # an order refused in part (a stop carried by an oco's leg and a plain stop for
+            # the rest) is refused whole: its other Alpaca orders cancelled, or never sent
+            self._cancels += self._remote_ids(target)
 
     def _accept(self, parts: list[Part]) -> None:
         for part in parts:
@@ -395,11 +382,11 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 continue
             if sent in self._unsent:
                 self._unsent.remove(sent)
-                if not sent.parts[0].alpaca_id:      # recorded, not sent yet: keep it so
-                    sent.status = "canceled"
-                    for other in sent.parts:
-                        other.status = "canceled"
-                    continue
+            if not sent.parts[0].alpaca_id:   # recorded, not sent yet (or being sent this
+                sent.status = "canceled"      # bar, after a refused part): keep it so
+                for other in sent.parts:
+                    other.status = "canceled"
+                continue
             if sent.parts[0].alpaca_id:   # sent, or a replace yet to send of a working oco
                 ids.append(sent.parts[0].alpaca_id)
         return ids
