@@ -72,11 +72,12 @@ class AlpacaData(bt.feed.DataBase):
         return self._went_live
 
     def handled_bar_due(self) -> bool:
-        """Whether the session acts on the bar just delivered: every bar from the first
-        streamed one on, and the last bar of the history (once)."""
-        if self._went_live:
+        """Whether the session acts on the bar just delivered: the last bar of the history,
+        and every bar after it, streamed or fetched over REST (the first bar after the
+        history may come over REST when the stream drops as it starts)."""
+        if self._went_live or self._ready_sent:
             return True
-        if self._history or self._pending or self._ready_sent:
+        if self._history or self._pending:
             return False
         self._ready_sent = True
         return True

@@ -190,6 +190,29 @@ def test_every_fault_at_once_loses_nothing_and_duplicates_nothing(shared_data, p
     pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
 
 
+def test_the_first_bars_after_the_history_acted_on_when_they_come_over_rest(
+        shared_data, paper_logs, tmp_path):
+    """The bar stream drops as the day opens: its first bars come over REST. The session
+    acts on them as on streamed ones (before, it never acknowledged them and a replay
+    waited forever for the next bar)."""
+    cfg = _cfg(shared_data, "equity")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, Faults(unstreamed_bars=2), keys=KEYS)
+    stop = threading.Event()
+    guard = threading.Timer(240, stop.set)
+    guard.start()
+    try:
+        result = replay(cfg, sim=sim, log_dir=paper_logs / "unstreamed", stop=stop,
+                        state_path=tmp_path / "state.sqlite")
+    finally:
+        guard.cancel()
+    assert result.stopped_by == "session end"
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert "no bar for 1 s after" in log and "asking REST" in log
+    got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
+    pd.testing.assert_frame_equal(got[COMPARE], expected[COMPARE], check_exact=True)
+
+
 @pytest.mark.parametrize("refused", ["-t1-tp1", "-t1-stop"])
 def test_a_refused_exit_leaves_nothing_of_its_pair_working(shared_data, paper_logs, tmp_path,
                                                            refused):

@@ -14,6 +14,8 @@ class Faults:
     - ``drop_streams_every``: close every websocket connection (both streams) every N s.
     - ``drop_streams_at``: close every websocket connection once, right after the Nth bar
       of the replayed day is streamed (counting from 1).
+    - ``unstreamed_bars``: the first N bars of the replayed day are not streamed; a client
+      gets them over REST only (as when the bar stream drops right at the open).
     - ``error_every``: every Nth REST request (``/_sim`` routes not counted) answers an
       error instead, cycling 500, 429. For ``POST /v2/orders`` the faults alternate between
       failing *before* creating the order (the next status of the cycle) and failing *after*
@@ -38,6 +40,7 @@ class Faults:
 
     drop_streams_every: float = 0.0
     drop_streams_at: int = 0
+    unstreamed_bars: int = 0
     error_every: int = 0
     error_orders_every: int = 0
     reject_order: str = ""

@@ -225,7 +225,8 @@ class Simulator:
             self._k += 1
             self._last_emitted = bar.start
             self._publish(events, step=True)
-            self._streams.publish_bar(self.symbol, self._bar_msg(i))
+            if self._k - self.first_live > self.faults.unstreamed_bars:
+                self._streams.publish_bar(self.symbol, self._bar_msg(i))
             if self.faults.drop_streams_at and self._k - self.first_live == \
                     self.faults.drop_streams_at:
                 self._streams.drop_all()             # the fault: once, after this bar
