@@ -1,7 +1,8 @@
 """Reconciliation: the ``AlpacaBroker``'s books against what Alpaca holds.
 
-On start, after every reconnect and every ``RECONCILE_EVERY`` bars (before new orders),
-every order of mtbt's is brought up to date and positions are compared with Alpaca's:
+On start and after every reconnect (before new orders), and every ``RECONCILE_EVERY`` bars
+(on a bar with nothing to send, so that it stays off an order's path), every order of
+mtbt's is brought up to date and positions are compared with Alpaca's:
 
 - shares or contracts mtbt never traded are reported and left alone;
 - an option contract mtbt traded today that Alpaca holds beyond mtbt's structures (a leg
@@ -30,13 +31,15 @@ class Reconcile:
 
     def reconcile(self) -> None:
         """Bring every order of ours up to date and compare positions with Alpaca's (on
-        start, after every reconnect and every ``RECONCILE_EVERY`` bars, before new orders).
+        start and after every reconnect, before new orders; every ``RECONCILE_EVERY`` bars,
+        on a bar with nothing to send).
 
         Shares or contracts mtbt never traded are reported and left alone. An option
         contract mtbt traded today that Alpaca holds beyond mtbt's structures (a leg left
         alone by a partial fill or a broker-side liquidation) is an orphan: logged and
         closed at market. A structure mtbt's books hold and Alpaca does not is reported."""
         self._reconcile.clear()
+        self._reconnected.clear()
         self._bars_unreconciled = 0
         if self.p.dry_run or self.p.store is None:
             return

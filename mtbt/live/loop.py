@@ -11,11 +11,16 @@ streaming). In this order:
 4. the session files get a balance row, and the status file is rewritten;
 5. the store tells the replay simulator that the bar is handled (``ready``).
 
+At the last bar of the history, before the first live one, everything the warm-up made is
+collected once and frozen out of the garbage collector's reach (``gc.freeze``): a full
+collection over it otherwise lands, tens of milliseconds long, on some live bar's orders.
+
 The feed only delivers bars; nothing here runs inside it.
 """
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import time
 
 import backtrader as bt
@@ -35,6 +40,7 @@ class BarLoop:
         self.store, self.broker, self.data = store, broker, data
         self.state, self.files, self.status = state, files, status
         self.bar_seconds: list[float] = []      # live bar arrival -> orders sent, per bar
+        self._frozen = False                    # the warm-up's objects out of the gc's reach
 
     def attach(self, cerebro: bt.Cerebro) -> None:
         """Run after the strategy on every bar of ``cerebro``."""
@@ -56,6 +62,10 @@ class BarLoop:
             self.files.bar(last + _MINUTE, strat, broker)
             if self.status is not None:         # the dashboard's file, orders already sent
                 self.status.bar(last + _MINUTE, strat, broker, data, self.bar_seconds)
+        if not self._frozen:            # the history's last bar: the live bars come next
+            self._frozen = True
+            gc.collect()
+            gc.freeze()
         self.store.ready(last)
 
 
