@@ -1,8 +1,10 @@
 """mtbt's backtrader indicators (all work in runonce and event modes alike)."""
+from mtbt.indicators._base import Inputs
 from mtbt.indicators.confluence import Confluence
 from mtbt.indicators.regime import Regime, RegimeState, get_regime
 from mtbt.indicators.renko import Renko
 from mtbt.indicators.sessionbars import SessionBars
 from mtbt.indicators.wave import Wave
 
-__all__ = ["Confluence", "Regime", "RegimeState", "Renko", "SessionBars", "Wave", "get_regime"]
+__all__ = ["Confluence", "Inputs", "Regime", "RegimeState", "Renko", "SessionBars", "Wave",
+           "get_regime"]

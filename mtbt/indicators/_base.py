@@ -28,3 +28,19 @@ class KernelIndicator(bt.Indicator):
             for dst, value in zip(dsts, step(*args), strict=True):
                 dst[i] = value
             i += 1
+
+
+class Inputs(bt.Indicator):
+    """Owns the indicators others are computed from and nothing reads bar by bar: built by
+    ``build(data)`` in its ``__init__`` (returned in ``.built``), they are its children.
+
+    backtrader computes an indicator's children in both modes, but in a backtest it moves
+    forward, on every bar, the lines of the strategy's own indicators only: the session bars
+    and bricks (22 lines) kept here cost nothing per bar. Read their arrays, not ``[0]``."""
+
+    lines = ("unused",)
+    params = (("build", None),)
+    plotinfo = dict(plot=False)
+
+    def __init__(self):
+        self.built = self.p.build(self.data)

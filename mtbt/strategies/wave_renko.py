@@ -1,7 +1,7 @@
 """WaveRenko: trade Renko wave resumptions in normal volatility with 4H/daily confluence."""
 from __future__ import annotations
 
-from mtbt.indicators import Confluence, Regime, RegimeState, Renko, SessionBars, Wave
+from mtbt.indicators import Confluence, Inputs, Regime, RegimeState, Renko, SessionBars, Wave
 from mtbt.indicators._kernels import GRADE_NAMES
 from mtbt.strategies.base import ManagedStrategy, Signal
 
@@ -33,12 +33,7 @@ class WaveRenko(ManagedStrategy):
     def __init__(self):
         super().__init__()
         p = self.p
-        daily = SessionBars(self.data, timeframe="1d", atr_period=14, ema_period=p.trend_ema_1d)
-        h4 = SessionBars(self.data, timeframe="4h", ema_period=p.trend_ema_4h)
-        shared = p.brick_timeframe == "1d" and p.brick_atr_period == 14
-        bricks_from = daily if shared else SessionBars(
-            self.data, timeframe=p.brick_timeframe, atr_period=p.brick_atr_period)
-        self.renko = Renko(self.data, bricks_from, mult=p.brick_atr_mult)
+        daily, h4, self.renko = Inputs(self.data, build=lambda data: _inputs(data, p)).built
         self.wave = Wave(self.data, self.renko, impulse_bricks=p.impulse_bricks,
                          shallow_max=p.shallow_max, healthy_max=p.healthy_max,
                          resume_bricks=p.resume_bricks, entry_zone_bricks=p.entry_zone_bricks)
@@ -73,3 +68,15 @@ class WaveRenko(ManagedStrategy):
             return Signal(side, note, regime)
         self.note(f"SKIP {note}: {reason}")
         return None
+
+
+def _inputs(data, p) -> tuple:
+    """The daily and 4-hour session bars and the bricks of ``WaveRenko`` (children of its
+    ``Inputs``: built where no strategy is ``self``, as backtrader gives an indicator the
+    nearest ``self`` up the stack as its owner)."""
+    daily = SessionBars(data, timeframe="1d", atr_period=14, ema_period=p.trend_ema_1d)
+    h4 = SessionBars(data, timeframe="4h", ema_period=p.trend_ema_4h)
+    shared = p.brick_timeframe == "1d" and p.brick_atr_period == 14
+    bricks_from = daily if shared else SessionBars(
+        data, timeframe=p.brick_timeframe, atr_period=p.brick_atr_period)
+    return daily, h4, Renko(data, bricks_from, mult=p.brick_atr_mult)
