@@ -60,12 +60,14 @@ class BacktestBroker(LedgerBroker, bt.brokers.BackBroker):
 
     # -- the bar ---------------------------------------------------------------------------
     def next(self) -> None:
-        super().next()
+        super().next()                  # ends with the value (_get_value) of this bar
+        cash = self.cash
         queued, self._queued = self._queued, []
         for order in queued:
             self._execute_structure(order)
         self._settle_and_mark()
-        self._get_value()
+        if self.cash != cash:           # a structure opened, closed or settled: again
+            self._get_value()
 
     def get_value(self, datas=None, mkt=False, lever=False) -> float:
         value = super().get_value(datas=datas, mkt=mkt, lever=lever)
