@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing as mp
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +16,7 @@ from analyzers.daily import daily_table
 from analyzers.journal import TRADE_COLUMNS, iso_ny
 from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
-from analyzers.tearsheet import buy_and_hold, options_priced, write_tearsheet
+from analyzers.tearsheet import buy_and_hold, options_priced, quantstats, write_tearsheet
 
 log = logging.getLogger("mtbt")
 
@@ -49,6 +52,9 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
         equity = equity[equity.index.tz_localize(None).normalize()
                         >= pd.Timestamp(market.trade_from)]
     regimes = strat.analyzers.regime.get_frame()
+    option_prices = _option_prices(strat)
+    tearsheet_notes = _tearsheet_started(out, equity, market, cfg, start_equity,
+                                         option_prices) if tearsheet and len(equity) else list
 
     atomic_write(out / "trades.csv", trades[list(TRADE_COLUMNS)].to_csv(index=False))
     journal = strat.analyzers.journal
@@ -68,7 +74,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
                         data_sha256=market.sha256, version=version,
                         max_dd_action=cfg.risk_management.max_dd_action,
                         breaker_trips=[iso_ny(t) for t in trips], allocator=counts,
-                        option_prices=_option_prices(strat))
+                        option_prices=option_prices)
     atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     config = {"run_id": cfg.run_id, **cfg.as_dict()}
     atomic_write(out / "config.json", json.dumps(config, indent=2) + "\n")
@@ -82,8 +88,7 @@ def write_reports(out: Path, strat, market, cfg, *, tearsheet: bool,
         notes.append(f"{len(strat.open_at_end)} lot(s) still open when the data ended: marked "
                      "in equity.csv and summary.json, absent from trades.csv (see run.log)")
     _payoff_charts(out, journal, strat)
-    if tearsheet and len(equity):
-        notes += _tearsheet(out, equity, market, cfg, start_equity, summary["option_prices"])
+    notes += tearsheet_notes()
     for note in notes:
         log.warning("NOTE %s", note)
     return summary, notes, daily
@@ -107,6 +112,42 @@ def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
     out.index = [ts.isoformat() for ts in frame.index]
     out.index.name = "timestamp"
     return out
+
+
+def _tearsheet_started(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float,
+                       option_prices: dict | None) -> Callable[[], list[str]]:
+    """Start writing tearsheet.html in a forked process (quantstats' charts take seconds of
+    one core; the other reports are written meanwhile, on the other); the call returned
+    waits for it and gives its notes. In this process where forking is unsafe (other
+    threads running) or unavailable."""
+    args = (out, equity, market, cfg, start_equity, option_prices)
+    if threading.active_count() > 1 or "fork" not in mp.get_all_start_methods():
+        notes = _tearsheet(*args)
+        return lambda: notes
+    quantstats()                # imported once here, not again in every child
+    context = mp.get_context("fork")
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_tearsheet_child, args=(writer, *args), daemon=True,
+                            name="mtbt-tearsheet")
+    child.start()
+    writer.close()
+
+    def wait() -> list[str]:
+        try:
+            notes = reader.recv()
+        except EOFError:            # the process died before answering
+            (out / ".tearsheet.html.part").unlink(missing_ok=True)
+            notes = [f"tearsheet failed (its process exited with {child.exitcode}); the "
+                     "other reports are fine"]
+        child.join()
+        reader.close()
+        return notes
+    return wait
+
+
+def _tearsheet_child(writer, *args) -> None:
+    writer.send(_tearsheet(*args))
+    writer.close()
 
 
 def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float,

@@ -39,6 +39,14 @@ def options_priced(option_prices: dict | None, lead: str = "") -> str:
     return f"{lead}options priced: recorded {share:.0%} of fills ({mode})"
 
 
+def quantstats():
+    """quantstats, imported on first use (a second or more: not at ``import mtbt``)."""
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    import quantstats as qs
+    return qs
+
+
 def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, *, title: str,
                     benchmark_title: str, strategy_title: str = "Strategy") -> Path:
     """Write quantstats' full HTML report of daily decimal ``returns`` against ``benchmark``,
@@ -46,9 +54,7 @@ def write_tearsheet(returns: pd.Series, benchmark: pd.Series, path: Path, *, tit
     first day both series moved, i.e. at the first trade, and call it "matched dates")."""
     if len(returns) and returns.abs().max() >= 1.0:
         raise ValueError("tearsheet returns must be decimals (0.01 = 1%), got a value >= 1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
-    import quantstats as qs
+    qs = quantstats()
 
     strategy = returns.copy()
     strategy.index = pd.DatetimeIndex(strategy.index).tz_localize(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import json
+import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -344,3 +345,28 @@ def test_the_iron_condor_on_real_spy(shared_data, tmp_path):
     assert len(targets) >= 5 and (targets["pnl"] > 0).all()   # judged at executable prices
     for name in (*REPORTS, "legs.csv", "payoff_iron_condor.png"):
         assert (out / name).stat().st_size > 0, name
+
+
+@pytest.mark.parametrize("failure, note", [
+    ("raise", "tearsheet failed (ValueError: degenerate); the other reports are fine"),
+    ("exit", "tearsheet failed (its process exited with 3); the other reports are fine"),
+])
+def test_a_failed_tearsheet_costs_the_tearsheet_only(tmp_path, monkeypatch, failure, note):
+    """The tearsheet is written beside the other reports (in a forked process where it can
+    be): quantstats raising, or that process dying, leaves a note and every other file."""
+    import analyzers.report
+
+    def broken(*_, **__):
+        if failure == "exit":
+            os._exit(3)
+        raise ValueError("degenerate")
+
+    monkeypatch.setattr(analyzers.report, "write_tearsheet", broken)
+    out = tmp_path / "report"
+    assert main(["backtest", "--out", str(out), "--quiet", "--set",
+                 'strategy.instrument="equity"']) == 0
+    assert note in (out / "run.log").read_text()
+    assert not (out / "tearsheet.html").exists()
+    assert not (out / ".tearsheet.html.part").exists()
+    assert {"trades.csv", "equity.csv", "daily.csv", "summary.json"} <= {
+        p.name for p in out.iterdir()}
