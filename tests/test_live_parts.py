@@ -302,3 +302,36 @@ def test_a_session_that_fails_at_start_says_why_in_its_log(tmp_path, monkeypatch
     assert "ERROR session PAPER_" in log.read_text()
     assert "no daily VIX source" in log.read_text()
     assert not list(tmp_path.glob("balance_progression_*.csv"))
+
+
+def test_the_periodic_reconcile_waits_for_a_bar_with_nothing_to_send():
+    """A reconcile (an order poll and a positions request) goes before the first order and
+    after a reconnect; the periodic one waits for a bar that sends nothing, so it never
+    delays an order, unless it is overdue twice over."""
+    from mtbt.alpaca.broker import RECONCILE_EVERY, AlpacaBroker
+
+    broker = AlpacaBroker(dry_run=True)
+    broker.start()
+    bars, reconciled = [0], []
+    reconcile = broker.reconcile
+    broker.reconcile = lambda: (reconciled.append(bars[0]), reconcile())
+
+    def bar(busy: bool) -> None:
+        bars[0] += 1
+        broker._cancels = ["an-exit-to-cancel"] if busy else []
+        broker.transmit()
+
+    bar(busy=True)                               # the first bar: before its orders
+    assert reconciled == [1]
+    for _ in range(RECONCILE_EVERY + 5):         # due after RECONCILE_EVERY bars; all busy
+        bar(busy=True)
+    assert reconciled == [1]
+    bar(busy=False)                              # the first quiet bar
+    assert reconciled == [1, RECONCILE_EVERY + 7]
+    broker._on_connect()                         # a reconnect: before the next orders
+    bar(busy=True)
+    assert reconciled[-1] == bars[0]
+    start = bars[0]
+    while bars[0] - start < 3 * RECONCILE_EVERY:
+        bar(busy=True)
+    assert reconciled[-1] == start + 2 * RECONCILE_EVERY       # overdue twice over

@@ -34,7 +34,6 @@ import queue
 import threading
 import time
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import backtrader as bt
 import pandas as pd
@@ -62,7 +61,6 @@ _KINDS = {bt.Order.Market: "market", bt.Order.Limit: "limit", bt.Order.Stop: "st
 POLL_EVERY = 5          # bars between order-list checks while orders work
 RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
-SEND_THREADS = 4        # requests of one bar in flight at once (its cancels, then its orders)
 
 
 class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, LedgerBroker,
@@ -119,10 +117,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
         self._unsent: list[Sent] = []
         self._limits: dict[int, tuple] = {}     # structure limit order ref -> (order, bar)
         self.orphans: list[str] = []
-        self._pool: ThreadPoolExecutor | None = None
         store = self.p.store
         if store is not None:
-            self._pool = _started_pool()
             store.trade_stream.subscribe_trade_updates(self._on_trade_update)
             store.trade_stream.on_connect.append(self._on_connect)
             store.data_stream.on_connect.append(self._on_connect)
@@ -208,7 +204,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 quiet or self._reconcile_now):
             self.reconcile()             # not while history replays: the books are not back
         cancels, self._cancels = list(dict.fromkeys(self._cancels)), []
-        self._each(self._cancel_remote, cancels)      # all answered before any order goes
+        for alpaca_id in cancels:
+            self._cancel_remote(alpaca_id)
         unsent, self._unsent = self._unsent, []
         self._send(unsent)
         if self._bars_unpolled >= POLL_EVERY:
@@ -289,9 +286,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 part.target.client_order_id = sent.row.client_order_id
 
     def _send(self, unsent: list[Sent]) -> None:
-        """Send the recorded orders of this bar, all at once (no order of a bar waits for
-        another's answer: the shares they sell are free, as the cancels went first), and
-        book the answers one by one in the order the orders were made."""
+        """Send the recorded orders of this bar, one by one in the order they were made
+        (each answer booked before the next goes out)."""
         if self.p.dry_run:
             for sent in unsent:
                 log.info("WOULD SEND %s %s", sent.row.client_order_id,
@@ -299,40 +295,28 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 sent.status = "dry-run"
                 self._accept(sent.parts)
             return
-        unsent = [sent for sent in unsent if sent.status != "canceled"]  # withdrawn already
         data = getattr(self.p.store, "data", None)
-        arrival = data.last_arrival if data is not None else None
-        answers = self._each(self._request, unsent)
-        for sent, (order, exc, started) in zip(unsent, answers, strict=True):
-            if arrival is not None:
-                self.order_latency.append((sent.row.role, started - arrival))
-            self._answered(sent, order, exc)
-
-    def _each(self, request, items: list) -> list:
-        """``request(item)`` for every item, in flight together; the results in order."""
-        if len(items) < 2 or self._pool is None:
-            return [request(item) for item in items]
-        rest = [self._pool.submit(request, item) for item in items[1:]]
-        return [request(items[0])] + [future.result() for future in rest]
+        for sent in unsent:
+            if sent.status == "canceled":     # withdrawn with a refused part of its order
+                continue
+            if data is not None and data.last_arrival is not None:
+                self.order_latency.append((sent.row.role, time.monotonic() - data.last_arrival))
+            self._answered(sent, *self._request(sent))
 
     def _request(self, sent: Sent) -> tuple:
         """The HTTP side of sending one order (a replace, or a new order): (Alpaca's order,
-        None, when it started) or (None, the exception, when it started)."""
-        started = time.monotonic()
+        None) or (None, the exception)."""
         try:
             order = self._send_replace(sent) if "replaces" in sent.row.spec else None
             if order is None:
                 order = self.p.store.trading.submit_order(
                     wire.to_request(sent.row.spec, sent.row.client_order_id))
-            return order, None, started
+            return order, None
         except Exception as exc:  # noqa: BLE001 - judged in _answered
-            return None, exc, started
+            return None, exc
 
     def _answered(self, sent: Sent, order, exc: Exception | None) -> None:
         client_id = sent.row.client_order_id
-        if sent.status == "canceled":       # withdrawn while in flight (a part of its
-            self._withdraw(sent, order, exc)    # backtrader order refused): cancel it
-            return
         if isinstance(exc, APIError):
             order = self._after_refusal(sent, exc)
             if order is None:
@@ -348,16 +332,6 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
         self._link(sent, order)
         self._accept(sent.parts)
         self._apply(self._pairs(sent, order))
-
-    def _withdraw(self, sent: Sent, order, exc: Exception | None) -> None:
-        """Cancel at Alpaca an order withdrawn while it was being sent, if it got there."""
-        if order is None and exc is not None and not isinstance(exc, APIError):
-            order = self._lookup(sent.row.client_order_id)
-        if order is not None:
-            log.warning("SENT %s, withdrawn with its refused pair; cancelling it",
-                        sent.row.client_order_id)
-            self._link(sent, order)
-            self._cancel_remote(str(order.id))
 
     def _after_refusal(self, sent: Sent, exc: APIError):
         """A 4xx: a duplicate client id means an earlier try got through; anything else is
@@ -503,10 +477,7 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                    if any(p.status not in FINAL and p.alpaca_id for p in s.parts)]
         if not working or self.p.dry_run:
             return
-        # the day's orders, open or not, in one request (an order no longer open would
-        # otherwise cost a lookup of its own); looked up one by one beyond the first 500
-        request = GetOrdersRequest(status="all", limit=500, nested=True,
-                                   after=pd.Timestamp(self.day, tz=NY).to_pydatetime())
+        request = GetOrdersRequest(status="open", limit=500, nested=True)
         found = {str(o.client_order_id): o for o in self.p.store.trading.get_orders(request)}
         pairs = []
         for sent in working:
@@ -616,20 +587,6 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
         log.info("FILL %s %s x%d @ %.4f", alpaca_order.client_order_id, order.structure.name,
                  order.contracts, premium)
         self._complete_structure(order, legs, premium, fees, now, check_margin=False)
-
-
-_POOL: list[ThreadPoolExecutor] = []      # one per process, shared by its sessions
-
-
-def _started_pool() -> ThreadPoolExecutor:
-    """The sending threads, all started (a thread started on an order's bar would add its
-    start to that order's latency)."""
-    if not _POOL:
-        pool = ThreadPoolExecutor(SEND_THREADS, thread_name_prefix="mtbt-send")
-        started = threading.Barrier(SEND_THREADS)
-        list(pool.map(lambda _: started.wait(timeout=5), range(SEND_THREADS)))
-        _POOL.append(pool)
-    return _POOL[0]
 
 
 def _leg(order, part: Part):
