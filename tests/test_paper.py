@@ -234,6 +234,32 @@ def test_a_refused_exit_leaves_nothing_of_its_pair_working(shared_data, paper_lo
     pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
 
 
+@pytest.mark.parametrize("refused, times, trade, reason", [
+    ("-t1-tp1", 5, 1, "risk"),   # the exit pair, every time: closed at market at the third
+    ("-t2-eod", 1, 2, "eod"),    # the end-of-day close once: sent again on the next bar
+])
+def test_an_exit_refused_again_and_again_is_bounded(shared_data, paper_logs, tmp_path,
+                                                     refused, times, trade, reason):
+    """Alpaca refusing a trade's exits does not leave it open with no stop, bar after bar:
+    the third refusal of its exits closes it at market (reason ``risk``); a refused close is
+    sent again on the next bar. The session ends flat, every trade closed."""
+    cfg = _cfg(shared_data, "equity")
+    sim = simulator(cfg, Faults(reject_order=refused, reject_times=times), keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / f"refused{refused}",
+                    state_path=tmp_path / "state.sqlite")
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    refusals = log.count(f"{refused} refused: HTTP 403")
+    assert refusals == min(times, 3)
+    got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
+    reasons = list(got.loc[got["trade_id"] == trade, "exit_reason"])
+    assert reasons and reasons[-1] == reason, f"trade {trade}'s exits: {reasons}"
+    if reason == "risk":
+        assert "refusal 3 of its exits: closing at market" in log
+    else:
+        assert "closing again next bar" in log
+    assert result.summary["open_trades"] == 0 and sim.positions().get("SPY", 0) == 0
+
+
 def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
     """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
     partial fill or the broker would leave it): the trader closes the extra and trades on."""

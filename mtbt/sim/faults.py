@@ -27,6 +27,7 @@ class Faults:
     - ``reject_order``: the first order submitted (``POST /v2/orders``) whose
       ``client_order_id`` contains this text is refused as Alpaca refuses an order it will
       not take: HTTP 403 "insufficient buying power" (code 40310000), nothing created.
+      ``reject_times`` (default 1): the first that many such orders are refused.
     - ``slow_every`` / ``slow_seconds``: every Nth REST request waits that long first.
     - ``duplicate_fills``: every fill/partial_fill event is sent twice (same execution_id).
     - ``reorder_fills``: the trade_updates events of one step are sent in reverse order.
@@ -44,6 +45,7 @@ class Faults:
     error_every: int = 0
     error_orders_every: int = 0
     reject_order: str = ""
+    reject_times: int = 1
     slow_every: int = 0
     slow_seconds: float = 0.0
     duplicate_fills: bool = False
@@ -70,7 +72,7 @@ class RestFaults:
         self.faults = faults
         self._lock = threading.Lock()
         self._count = self._errors = self._order_errors = self._orders = 0
-        self._rejected = False
+        self._rejected = 0
 
     def next(self, is_order_post: bool) -> RestFault:
         f = self.faults
@@ -95,11 +97,12 @@ class RestFaults:
             return RestFault(slow, status, False)
 
     def refuses(self, order: object) -> bool:
-        """Whether to refuse this order submission (``reject_order``; once)."""
+        """Whether to refuse this order submission (``reject_order``, ``reject_times``)."""
         text = self.faults.reject_order
         client_id = order.get("client_order_id") if isinstance(order, dict) else None
         with self._lock:
-            if self._rejected or not text or text not in str(client_id or ""):
+            if self._rejected >= self.faults.reject_times or not text or \
+                    text not in str(client_id or ""):
                 return False
-            self._rejected = True
+            self._rejected += 1
             return True

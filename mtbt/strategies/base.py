@@ -30,6 +30,7 @@ from mtbt.strategies._structures import StructureLots
 
 log = logging.getLogger("mtbt.strategy")
 _EPS = 1e-7   # days (~9 ms): float slack when comparing bar times
+MAX_REFUSALS = 3   # refusals of a lot's exits after which it is closed at market
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,8 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         self._lots: dict[int, Lot] = {}
         self._lot_orders: dict[int, tuple[Lot, str, bt.Order]] = {}   # ref -> (lot, role, order)
         self._working: dict[int, list[bt.Order]] = {}    # trade_id -> [stop, target]
+        self._refusals: dict[int, int] = {}    # trade_id -> exits the broker refused
+        self._reclose: dict[int, str] = {}     # trade_id -> reason of a refused close
         self._next_id = 1
         self.alerts: list[tuple[dt.datetime, str]] = []   # risk alerts with their bar time
         self.breaker_trips: list[dt.datetime] = []        # when the drawdown breaker tripped
@@ -202,6 +205,9 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         for lot in list(self._lots.values()):
             if lot.stage is Stage.PENDING or lot.closing or lot.pending_exit:
                 continue
+            if lot.trade_id in self._reclose:          # a close the broker refused
+                self.close_lot(lot, self._reclose.pop(lot.trade_id))
+                continue
             force = self._force_at if lot.structure is None else self._force_opt_at
             if close_t >= force - _EPS:
                 self.close_lot(lot, "eod")
@@ -243,6 +249,7 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
     def close_lot(self, lot: Lot, reason: str) -> None:
         """Close what remains of a lot at the next bar's open, for ``reason``."""
         lot.closing = True
+        self._reclose.pop(lot.trade_id, None)
         if lot.structure is not None:
             self.close_structure(lot, lot.remaining, reason)
         else:
@@ -277,9 +284,26 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         elif role == "entry":
             self.note(f"ENTRY #{lot.trade_id} not filled: {order.getstatusname()}")
             self._drop(lot)
-        else:      # an exit the broker refused: drop its pair, place both again next bar
-            self.note(f"EXIT #{lot.trade_id} {role} {order.getstatusname()}: re-placing")
-            self._cancel_working(lot)
+        else:
+            self._exit_refused(lot, role, order)
+
+    def _exit_refused(self, lot: Lot, role: str, order: bt.Order) -> None:
+        """An exit the broker refused (a live broker only): its pair is dropped and placed
+        again on the next bar, a close is sent again on the next bar. The ``MAX_REFUSALS``-th
+        refusal of a lot's exits closes it at market (reason ``risk``): a position whose
+        stop cannot be placed is not held on, bar after bar, with no stop."""
+        refusals = self._refusals[lot.trade_id] = self._refusals.get(lot.trade_id, 0) + 1
+        self._cancel_working(lot)
+        what = f"EXIT #{lot.trade_id} {role} {order.getstatusname()}"
+        if lot.closing:
+            lot.closing = False
+            self._reclose[lot.trade_id] = role
+            self.note(f"{what}: closing again next bar")
+        elif refusals >= MAX_REFUSALS:
+            self.note(f"{what}, refusal {refusals} of its exits: closing at market")
+            self.close_lot(lot, "risk")
+        else:
+            self.note(f"{what}: re-placing")
 
     def _entry_filled(self, lot: Lot, order: bt.Order) -> None:
         when = bt.num2date(order.executed.dt)
