@@ -14,6 +14,7 @@ streaming). In this order:
 At the last bar of the history, before the first live one, everything the warm-up made is
 collected once and frozen out of the garbage collector's reach (``gc.freeze``): a full
 collection over it otherwise lands, tens of milliseconds long, on some live bar's orders.
+``run_paper`` unfreezes it when the session ends.
 
 The feed only delivers bars; nothing here runs inside it.
 """

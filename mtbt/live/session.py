@@ -20,6 +20,7 @@ prices`` is "recorded" or "auto", and on the synthetic chain with "model"; the s
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import signal
@@ -165,6 +166,7 @@ def run_paper(cfg: RunConfig, *, store: AlpacaStore | None = None, dry_run: bool
         store.stop()
         files.close()
         state.close()
+        gc.unfreeze()                        # the warm-up frozen by the bar loop, collectable
 
 
 def quote_prices(cfg: RunConfig, store: AlpacaStore) -> QuotePrices:
