@@ -33,8 +33,8 @@ class WaveRenko(ManagedStrategy):
     def __init__(self):
         super().__init__()
         p = self.p
-        daily, h4, self.renko = Inputs(self.data, build=lambda data: _inputs(data, p)).built
-        self.wave = Wave(self.data, self.renko, impulse_bricks=p.impulse_bricks,
+        daily, h4, renko = Inputs(self.data, build=lambda data: _inputs(data, p)).built
+        self.wave = Wave(self.data, renko, impulse_bricks=p.impulse_bricks,
                          shallow_max=p.shallow_max, healthy_max=p.healthy_max,
                          resume_bricks=p.resume_bricks, entry_zone_bricks=p.entry_zone_bricks)
         self.confluence = Confluence(self.data, h4, daily)
