@@ -40,3 +40,10 @@ class SessionBars(KernelIndicator):
         self._kernel = SessionBarsKernel(TIMEFRAME_MINUTES[self.p.timeframe],
                                          self.p.atr_period, self.p.ema_period, self.p.window)
         self._inputs = (d.datetime, d.open, d.high, d.low, d.close, d.volume)
+
+
+def trend_bars(data, ema_1d: int, ema_4h: int) -> tuple[SessionBars, SessionBars]:
+    """The daily (ATR(14), EMA ``ema_1d``) and 4-hour (EMA ``ema_4h``) session bars the
+    strategies' confluence and regime read (built inside an ``Inputs``' ``build``)."""
+    return (SessionBars(data, timeframe="1d", atr_period=14, ema_period=ema_1d),
+            SessionBars(data, timeframe="4h", ema_period=ema_4h))

@@ -7,7 +7,7 @@ import math
 import backtrader as bt
 
 from mtbt.exits import Lot
-from mtbt.indicators import Confluence, Inputs, Regime, RegimeState, SessionBars
+from mtbt.indicators import Confluence, Inputs, Regime, RegimeState, trend_bars
 from mtbt.options.allocator import NO_RECORDED_PRICE, leg_problem
 from mtbt.options.ev import close_value, worst_grid, worst_loss
 from mtbt.options.structures import iron_condor
@@ -60,9 +60,8 @@ class IronCondor0DTE(ManagedStrategy):
     def __init__(self):
         super().__init__()
         p = self.p
-        daily, h4 = Inputs(self.data, build=lambda data: (
-            SessionBars(data, timeframe="1d", atr_period=14, ema_period=p.trend_ema_1d),
-            SessionBars(data, timeframe="4h", ema_period=p.trend_ema_4h))).built
+        daily, h4 = Inputs(self.data, build=lambda data: trend_bars(
+            data, p.trend_ema_1d, p.trend_ema_4h)).built
         self.confluence = Confluence(self.data, h4, daily)
         self.regime = Regime(self.data, daily, vix_min=p.vix_min, vix_max=p.vix_max,
                              atr_min_pct=p.atr_min_pct)

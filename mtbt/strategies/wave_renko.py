@@ -1,7 +1,16 @@
 """WaveRenko: trade Renko wave resumptions in normal volatility with 4H/daily confluence."""
 from __future__ import annotations
 
-from mtbt.indicators import Confluence, Inputs, Regime, RegimeState, Renko, SessionBars, Wave
+from mtbt.indicators import (
+    Confluence,
+    Inputs,
+    Regime,
+    RegimeState,
+    Renko,
+    SessionBars,
+    Wave,
+    trend_bars,
+)
 from mtbt.indicators._kernels import GRADE_NAMES
 from mtbt.strategies.base import ManagedStrategy, Signal
 
@@ -74,8 +83,7 @@ def _inputs(data, p) -> tuple:
     """The daily and 4-hour session bars and the bricks of ``WaveRenko`` (children of its
     ``Inputs``: built where no strategy is ``self``, as backtrader gives an indicator the
     nearest ``self`` up the stack as its owner)."""
-    daily = SessionBars(data, timeframe="1d", atr_period=14, ema_period=p.trend_ema_1d)
-    h4 = SessionBars(data, timeframe="4h", ema_period=p.trend_ema_4h)
+    daily, h4 = trend_bars(data, p.trend_ema_1d, p.trend_ema_4h)
     shared = p.brick_timeframe == "1d" and p.brick_atr_period == 14
     bricks_from = daily if shared else SessionBars(
         data, timeframe=p.brick_timeframe, atr_period=p.brick_atr_period)
