@@ -260,6 +260,46 @@ def test_an_exit_refused_again_and_again_is_bounded(shared_data, paper_logs, tmp
     assert result.summary["open_trades"] == 0 and sim.positions().get("SPY", 0) == 0
 
 
+def _never_reversed(sim) -> None:
+    """No trade's exits sold (or bought back) more than its entry: each trade's net
+    position never crosses zero."""
+    client = {leg.id: o.client_order_id for o in sim.orders for leg in o.legs or []}
+    held: dict[str, float] = {}
+    for fill in sim.executions:
+        client_id = client.get(fill.order_id, fill.client_order_id)   # an oco's leg: its top's
+        trade = client_id.split("-t")[1].split("-")[0]
+        before = held.get(trade, 0.0)
+        held[trade] = before + (fill.qty if fill.side == "buy" else -fill.qty)
+        assert before * held[trade] >= 0, f"#{trade} reversed by {client_id}"
+
+
+@pytest.mark.parametrize("trade", [1, 2])
+def test_an_exit_that_fills_as_its_cancel_arrives_is_booked_and_never_sold_twice(
+        shared_data, paper_logs, tmp_path, trade):
+    """The strategy cancels a trade's exits to move them or to close the trade, and at
+    Alpaca the stop fills first (the cancel comes back 422). The fill is that trade's exit,
+    and what the strategy had prepared for the shares it no longer holds (the close, or
+    the moved pair) is withdrawn, not sent: no trade is reversed, the account ends flat,
+    every share of the trade closed once."""
+    cfg = _cfg(shared_data, "equity")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, Faults(fill_on_cancel=f"-t{trade}-"), keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / f"late{trade}",
+                    state_path=tmp_path / "state.sqlite")
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert f"LATE FILL #{trade} " in log and "WITHDRAWN" in log
+    withdrawn = {line.split("WITHDRAWN ")[1].split(":")[0] for line in log.splitlines()
+                 if "WITHDRAWN " in line}
+    assert not withdrawn & {o.client_order_id for o in sim.orders}, "a withdrawn order went"
+    _never_reversed(sim)
+    assert sim.positions() == {} and result.summary["open_trades"] == 0
+    got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
+    mine = got["trade_id"] == trade
+    assert got.loc[mine, "qty"].sum() == expected.loc[expected["trade_id"] == trade,
+                                                      "qty"].sum()
+    assert "Traceback" not in log and result.stopped_by == "session end"
+
+
 def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
     """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
     partial fill or the broker would leave it): the trader closes the extra and trades on."""

@@ -9,6 +9,7 @@ trades, the stops in place and no order sent twice. Skipped without ../shared.
 """
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import threading
@@ -24,6 +25,7 @@ from tests.test_paper import (
     _backtest,
     _cfg,
     _checkpoint,
+    _never_reversed,
     _paced,
     _paper_args,
     _sim_env,
@@ -63,11 +65,13 @@ def _kill_when(sim, trader: subprocess.Popen, sent) -> object:
 
 
 def _restart(cfg, instrument: str, tmp_path: Path, logs: Path, sent, down_bars: int = 1,
-             hold=None):
+             hold=None, force=None, sim=None):
     """Run the day, kill the trader at ``sent`` (or at the first request ``hold`` holds),
-    let ``down_bars`` bars pass, run it again; returns (the order or request at the kill,
-    the simulator, the restarted trader's trades, its stderr)."""
-    sim = simulator(cfg, keys=KEYS)
+    let ``down_bars`` bars pass (filling the orders ``force`` picks by client id, as
+    ``Simulator.force_fills``), run it again; returns (the order or request at the kill,
+    the simulator, the restarted trader's trades, its stderr). ``sim``: a simulator of
+    ``cfg`` made by the caller."""
+    sim = sim or simulator(cfg, keys=KEYS)
     sim.hold(hold)
     state = tmp_path / "state.sqlite"
     args = _paper_args(cfg, instrument, logs, state)
@@ -76,8 +80,10 @@ def _restart(cfg, instrument: str, tmp_path: Path, logs: Path, sent, down_bars: 
         with (tmp_path / "first.out").open("w") as out:
             first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
             order = _kill_when(sim, first, sent)
+        sim.force_fills(force)
         for _ in range(down_bars):
             sim.step()                       # nobody listening: fills happen while down
+        sim.force_fills(None)
         halt = threading.Event()
         pacer = threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True)
         pacer.start()
@@ -155,6 +161,40 @@ def test_a_kill_before_a_stop_move_reached_alpaca_then_restart_moves_it(shared_d
     _no_order_twice(sim)
     assert sim.positions() == {}
     pd.testing.assert_frame_equal(_sorted(trades), _sorted(expected), check_exact=True)
+    assert "Traceback" not in text + stderr
+
+
+def test_a_kill_as_trades_close_whose_stops_then_fill_while_down(shared_data, paper_logs,
+                                                                 tmp_path):
+    """At 15:44 the strategy cancels two trades' exits and records their closes; the trader
+    dies before the first cancel reaches Alpaca, and the stops fill while it is down. The
+    restart books those fills as the trades' exits and withdraws the closes: no trade is
+    reversed (the closes used to be sent, leaving the account short), every share of each
+    trade is closed once, and the day ends flat."""
+    cfg = _cfg(shared_data, "equity", "2024-08-02")
+    expected = _backtest(cfg, tmp_path / "bt")
+    logs = paper_logs / "kill_closing"
+    sim = simulator(cfg, keys=KEYS)
+
+    def at_the_close(method, route, body) -> bool:
+        return method == "DELETE" and sim.exchange.now.time() >= dt.time(15, 45)
+
+    held, sim, trades, stderr = _restart(cfg, "equity", tmp_path, logs, sent=lambda o: False,
+                                         hold=at_the_close, force=lambda client_id: True,
+                                         sim=sim)
+    assert held[0] == "DELETE"
+    closing = expected.loc[expected["exit_reason"] == "eod", "trade_id"].tolist()
+    assert len(closing) == 2
+    log = next(p for p in logs.glob("paper_trading_*.log") if "RESUMED" in p.read_text())
+    text = log.read_text()
+    for trade in closing:
+        assert f"LATE FILL #{trade} stop" in text
+        assert not [o for o in sim.orders if o.client_order_id.endswith(f"-t{trade}-eod")]
+        assert trades.loc[trades["trade_id"] == trade, "qty"].sum() == \
+            expected.loc[expected["trade_id"] == trade, "qty"].sum()
+    _never_reversed(sim)
+    _no_order_twice(sim)
+    assert sim.positions() == {}
     assert "Traceback" not in text + stderr
 
 

@@ -5,7 +5,8 @@ recorded today, how far each of its parts had filled; ``restore`` rebuilds them 
 process and recreates the backtrader orders still working at Alpaca, so the strategy can link
 them to its lots again. Orders recorded but never sent are sent (with the same client id: if
 one did reach Alpaca, the duplicate is refused and the order found by that id); orders no lot
-refers to any more are cancelled at Alpaca and reported.
+refers to any more are cancelled at Alpaca and reported; an order of an open lot that mtbt
+cancelled before the kill and that filled meanwhile is booked to its lot (``late``).
 """
 from __future__ import annotations
 
@@ -90,18 +91,23 @@ class Books:
                 lot.position = position
         progress = books["orders"]
         groups: dict[tuple, list] = {}
+        cancelled = []
         for row in self.state.orders(self.day.isoformat()):
             state = progress.get(row.client_order_id)
             if state is None or state["status"] in FINAL or state["status"] == "dry-run":
                 continue                     # never sent, or done
             lot = lots.get(row.trade_id)
-            if lot is None or not state["alive"]:     # cancelled by mtbt, or no lot's
+            if lot is not None and not state["alive"] and "legs" not in row.spec:
+                cancelled.append((row, state, lot))   # by mtbt: did it fill meanwhile?
+            elif lot is None or not state["alive"]:     # no lot's (or a structure's)
                 self._orphan(row, state)
-                continue
-            groups.setdefault(row.trade_id, []).append((row, state))
+            else:
+                groups.setdefault(row.trade_id, []).append((row, state))
         links = []
         for trade_id, rows in groups.items():
             links += self._recreate(rows, lots[trade_id], owner, data)
+        for row, state, lot in cancelled:    # after the lots' unsent orders are known
+            self._cancelled_before_kill(row, state, lot, owner, data)     # (``late``)
         return links
 
     def _recreate(self, rows: list, lot, owner, data) -> list[tuple]:

@@ -41,6 +41,7 @@ import pandas as pd
 from mtbt.alpaca import orders as wire
 from mtbt.alpaca.books import FINAL, Books, Part, Sent
 from mtbt.alpaca.btapi import LedgerAccount
+from mtbt.alpaca.late import LateFills
 from mtbt.alpaca.limits import StructureLimits
 from mtbt.alpaca.reconcile import Reconcile
 from mtbt.alpaca.replace import Replace
@@ -63,8 +64,8 @@ RECONCILE_EVERY = 30    # bars between position checks
 _TOUCH = 0.05           # dollars of slack when asking whether a bar reached an order's price
 
 
-class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, LedgerBroker,
-                   bt.BrokerBase):
+class AlpacaBroker(Books, LateFills, StructureLimits, Reconcile, Replace, LedgerAccount,
+                   LedgerBroker, bt.BrokerBase):
     """The run's ``Ledger``, Alpaca execution (see the module docstring).
 
     Params:
@@ -205,7 +206,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             self.reconcile()             # not while history replays: the books are not back
         cancels, self._cancels = list(dict.fromkeys(self._cancels)), []
         for alpaca_id in cancels:
-            self._cancel_remote(alpaca_id)
+            if not self._cancel_remote(alpaca_id):
+                self._cancel_refused(alpaca_id)       # filled first? (``late``)
         unsent, self._unsent = self._unsent, []
         self._send(unsent)
         if self._bars_unpolled >= POLL_EVERY:
@@ -406,14 +408,17 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
                 ids.append(sent.parts[0].alpaca_id)
         return ids
 
-    def _cancel_remote(self, alpaca_id: str) -> None:
+    def _cancel_remote(self, alpaca_id: str) -> bool:
+        """Cancel one Alpaca order; False when Alpaca refuses (no longer open, unknown)."""
         if self.p.dry_run:
             log.info("WOULD CANCEL %s", alpaca_id)
-            return
+            return True
         try:
             self.p.store.trading.cancel_order_by_id(alpaca_id)
         except APIError as exc:
             log.warning("CANCEL %s: HTTP %s %s", alpaca_id, exc.status_code, wire.error_text(exc))
+            return False
+        return True
 
     # -- fills -----------------------------------------------------------------------------
     async def _on_trade_update(self, update) -> None:
@@ -516,6 +521,8 @@ class AlpacaBroker(Books, StructureLimits, Reconcile, Replace, LedgerAccount, Le
             sent.status = sent.parts[0].status
         for ref in sorted(fills):          # in the order the orders were made, as a backtest
             target, qty, value, when = fills[ref]    # fills them (events may come reordered)
+            if isinstance(target, bt.Order) and target.status == target.Canceled:
+                target = self._late_order(target, int(round(qty)))     # (``late``)
             self._fill(target, int(round(qty)), value / qty, when)
         touched = {part.client_id: self._sent[part.client_id] for part, _ in pairs}
         for sent in touched.values():

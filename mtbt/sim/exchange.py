@@ -46,7 +46,7 @@ class Exchange:
 
     def __init__(self, symbol: str, cash: float, slippage: float, chain_model: ChainModel,
                  sessions: SessionBook, now: pd.Timestamp, partial_fills: bool = False,
-                 slip: float = 0.0, slip_fill: int = 1) -> None:
+                 slip: float = 0.0, slip_fill: int = 1, fill_on_cancel: str = "") -> None:
         self.symbol, self.now, self.sessions = symbol, now, sessions
         self.options = OptionMarket(chain_model, sessions)
         self.book = OrderBook()
@@ -55,6 +55,7 @@ class Exchange:
         self.matcher = Matcher(self.book, self.account, self.options, slippage, partial_fills,
                                slip, slip_fill)
         self.last_bar: BarRow | None = None
+        self.fill_on_cancel = fill_on_cancel     # the fault knob (``Faults``): once
 
     # -- orders ------------------------------------------------------------------------------
     def submit(self, body: Any) -> tuple[SimOrder, Events]:
@@ -83,6 +84,18 @@ class Exchange:
         if old.parent is None:
             self.book.check_available(new, self._held(), ignoring=old)
         return new, self.book.replace(old, new, self.now)
+
+    def fill_before_cancel(self, order_id: str) -> Events:
+        """The ``fill_on_cancel`` fault: an open equity order whose client id holds the
+        knob's text fills at the last bar's close as its cancel arrives (once); the fill's
+        events (the cancel then finds it filled: 422)."""
+        order = self.book.find(order_id).top
+        text, bar = self.fill_on_cancel, self.last_bar
+        if not text or text not in order.client_order_id or not order.is_open or \
+                bar is None or order.asset_class == "us_option" or order.order_class == "mleg":
+            return []
+        self.fill_on_cancel = ""
+        return self.matcher.force(order, bar.close, bar)
 
     def cancel(self, order_id: str) -> Events:
         """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open."""

@@ -37,6 +37,10 @@ class Faults:
       in the order they fill) fills ``slip`` dollars per share worse than the rules give
       (dearer for a buy, cheaper for a sell), a limit order too: a fill the trader did not
       expect (``mtbt compare`` reports it as slippage).
+    - ``fill_on_cancel``: the first cancel (``DELETE /v2/orders/{id}``) of a working equity
+      order whose ``client_order_id`` contains this text finds it filled: it fills at the
+      last bar's close as the cancel arrives, and the cancel is refused (HTTP 422), as when
+      a stop fills while its cancel is on the way.
     """
 
     drop_streams_every: float = 0.0
@@ -53,6 +57,7 @@ class Faults:
     partial_fills: bool = False
     slip: float = 0.0
     slip_fill: int = 1
+    fill_on_cancel: str = ""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from mtbt.fills import limit_fill, market_fill, stop_fill
@@ -39,9 +40,13 @@ class Matcher:
         self.slip, self.slip_fill = float(slip), int(slip_fill)
         self.equity_fills = 0
         self.slipped: list[dict[str, Any]] = []     # client id, rules' price, price filled
+        self.forced: Callable[[str], bool] | None = None    # ``Simulator.force_fills``
 
     def work(self, order: SimOrder, bar: BarRow) -> list[dict[str, Any]]:
         """Fill the open top-level ``order`` against ``bar`` if it trades there; its events."""
+        if self.forced is not None and order.asset_class != "us_option" and \
+                order.order_class != "mleg" and self.forced(order.client_order_id):
+            return self.force(order, bar.open, bar)
         if order.order_class == "mleg":
             return self._work_mleg(order, bar)
         if order.asset_class == "us_option":
@@ -67,6 +72,14 @@ class Matcher:
         else:
             price = stop_fill(order.sign, order.stop_price, bar.ohlc, self.slippage)
         return [] if price is None else self._fill_equity(order, price, bar)
+
+    def force(self, order: SimOrder, price: float, bar: BarRow) -> list[dict[str, Any]]:
+        """Fill the open top-level equity ``order`` (an oco by its stop leg) at ``price`` in
+        ``bar``, its own price reached or not; its events."""
+        if order.order_class == "oco":
+            return self._fill_equity(order.legs[0], price, bar) + self.book.close(
+                order, "canceled", bar.end)
+        return self._fill_equity(order, price, bar)
 
     def _execute(self, order: SimOrder, qty: float, price: float, bar: BarRow
                  ) -> dict[str, Any]:

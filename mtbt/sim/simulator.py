@@ -98,7 +98,8 @@ class Simulator:
                                      last + dt.timedelta(days=40))
         self.exchange = Exchange(symbol, cash, slippage, self.chain_model, self._sessions,
                                  self._start, partial_fills=self.faults.partial_fills,
-                                 slip=self.faults.slip, slip_fill=self.faults.slip_fill)
+                                 slip=self.faults.slip, slip_fill=self.faults.slip_fill,
+                                 fill_on_cancel=self.faults.fill_on_cancel)
         if self._k > 0:
             self.exchange.last_bar = self._row(self._k - 1)
         self.option_quotes = OptionQuoteBook(self.exchange.options, symbol, option_bars,
@@ -375,6 +376,7 @@ class Simulator:
         """``DELETE /v2/orders/{order_id}``: cancel an open order (the whole oco pair or
         mleg) and send its events; 422 if it is no longer open."""
         with self._lock:
+            self._publish(self.exchange.fill_before_cancel(order_id))
             self._publish(self.exchange.cancel(order_id))
 
     def cancel_orders(self) -> list[dict[str, Any]]:
@@ -487,6 +489,13 @@ class Simulator:
         while not (unhold.wait(0.05) or self._closing.is_set()):
             pass
         return True
+
+    def force_fills(self, match: Callable[[str], bool] | None) -> None:
+        """Fill every working equity order whose client id ``match`` accepts on each of the
+        next steps, at the bar's open, its own price reached or not (tests: an exit that
+        fills while the trader is down); ``force_fills(None)`` stops."""
+        with self._lock:
+            self.exchange.matcher.forced = match
 
     def pause(self, seconds: float) -> None:
         """Wait ``seconds`` (a slow request), or less if the simulator is closing."""

@@ -272,6 +272,8 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         if getattr(order, "kind", None) == "expire":     # a structure settled at expiry
             entry = (order.info["lot"], "eod", order)
         if entry is None:
+            if order.status == order.Completed and order.info.get("late"):
+                self._late_exit(order)
             return
         lot, role, _ = entry
         if getattr(order, "structure", None) is not None:
@@ -292,6 +294,8 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         again on the next bar, a close is sent again on the next bar. The ``MAX_REFUSALS``-th
         refusal of a lot's exits closes it at market (reason ``risk``): a position whose
         stop cannot be placed is not held on, bar after bar, with no stop."""
+        if self._lots.get(lot.trade_id) is not lot:
+            return        # a late exit closed it: the broker withdrew its close (``late``)
         refusals = self._refusals[lot.trade_id] = self._refusals.get(lot.trade_id, 0) + 1
         self._cancel_working(lot)
         what = f"EXIT #{lot.trade_id} {role} {order.getstatusname()}"
@@ -304,6 +308,23 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
             self.close_lot(lot, "risk")
         else:
             self.note(f"{what}: re-placing")
+
+    def _late_exit(self, order: bt.Order) -> None:
+        """A live fill of an exit this strategy had cancelled (it filled before the cancel
+        reached the broker, or while the trader was down): that trade's exit. Its exits
+        placed since are cancelled (the broker withdrew those not sent yet) and placed, or
+        its close sent, again on the next bar for what remains."""
+        lot, role = order.info["lot"], order.info["role"]
+        qty = abs(order.executed.size)
+        if role == "entry" or self._lots.get(lot.trade_id) is not lot:
+            log.error("LATE FILL #%s %s %d: its trade is closed; check the position",
+                      lot.trade_id, role, qty)
+            self.note(f"LATE FILL #{lot.trade_id} {role} {qty} after the trade closed: "
+                      "check the position")
+            return
+        self._cancel_working(lot)
+        self.note(f"LATE FILL #{lot.trade_id} {role} {qty}: filled before its cancel")
+        self._exit_filled(lot, role, order)
 
     def _entry_filled(self, lot: Lot, order: bt.Order) -> None:
         when = bt.num2date(order.executed.dt)
