@@ -6,6 +6,11 @@ client's session: every request gets ``timeout=(connect, read)``, and 429, 5xx, 
 dropped connections are retried with exponential backoff. Retrying an order submit is safe
 because every mtbt order carries a unique ``client_order_id``: a retry of an order that did
 reach the broker is refused as a duplicate, and the broker looks the order up by that id.
+
+The environment's proxy and CA-bundle settings (``HTTPS_PROXY``, ``NO_PROXY``,
+``REQUESTS_CA_BUNDLE``, ...) are read once per host and session, not on every request:
+``requests`` scans the whole environment each time, about 0.6 ms per request on the order
+path of the paper trader.
 """
 from __future__ import annotations
 
@@ -34,6 +39,20 @@ class ResilientSession(requests.Session):
         self.timeout, self.attempts = timeout, max(1, attempts)
         self.backoff, self.max_wait = backoff, max_wait
         self.retries = 0          # retries made so far (for the session log)
+        self._environment: dict[str, dict] = {}    # scheme://host -> requests' settings
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):  # noqa: ANN001
+        """requests' settings from the environment, read once per host (see the module
+        docstring); a call that passes its own settings is merged afresh."""
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        origin = "/".join(url.split("/", 3)[:3])
+        settings = self._environment.get(origin)
+        if settings is None:
+            settings = self._environment[origin] = super().merge_environment_settings(
+                url, proxies, stream, verify, cert)
+        return {key: (dict(value) if isinstance(value, dict) else value)
+                for key, value in settings.items()}
 
     def request(self, method, url, *args, **kwargs):  # noqa: ANN001 - requests' signature
         kwargs.setdefault("timeout", self.timeout)

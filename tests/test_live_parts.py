@@ -79,6 +79,25 @@ def test_gives_up_after_the_attempts_with_the_last_answer(httpserver):
     assert session.retries == 2
 
 
+def test_the_environment_is_read_once_per_host_and_still_obeyed(httpserver, monkeypatch):
+    """requests scans the whole environment for proxy settings on every request (about
+    0.6 ms on the order path); the session reads it once per host, and still obeys it."""
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")       # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    reads = []
+    real = requests.sessions.get_environ_proxies
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies",
+                        lambda *a, **k: reads.append(a) or real(*a, **k))
+    httpserver.expect_request("/v2/clock").respond_with_data("{}")
+    session = ResilientSession((1, 1), attempts=1)
+    for _ in range(5):
+        assert session.get(httpserver.url_for("/v2/clock")).status_code == 200
+    assert len(reads) == 1
+    with pytest.raises(requests.exceptions.ProxyError):    # another host: via the proxy
+        session.get("http://mtbt-test.invalid/v2/clock")
+    assert len(reads) == 2
+
+
 def test_a_server_that_never_answers_times_out():
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
