@@ -45,8 +45,9 @@ class LateFills:
         than mtbt knew, withdraw the unsent orders of its trade."""
         before = sum(p.filled_qty for p in sent.parts)
         self._apply(self._pairs(sent, order))
-        if sum(p.filled_qty for p in sent.parts) > before + 1e-9:
-            self._withdraw(sent.parts[0].target.info.get("lot"))
+        target = sent.parts[0].target
+        if isinstance(target, bt.Order) and sum(p.filled_qty for p in sent.parts) > before:
+            self._withdraw(target.info.get("lot"))       # (a structure fills whole)
 
     def _late_order(self, cancelled: bt.Order, qty: int) -> bt.Order:
         """The order that books ``qty`` Alpaca filled of ``cancelled`` after mtbt cancelled
