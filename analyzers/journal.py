@@ -44,6 +44,8 @@ class Journal(bt.Analyzer):
         if role == "entry":
             return
         if structure is None:
+            if order.info.get("pnl") is None:
+                return    # booked to no trade (a late fill of a closed one: logged as such)
             when, price = bt.num2date(order.executed.dt), order.executed.price
             qty, instrument, entry = abs(order.executed.size), "equity", lot.entry_price
         else:

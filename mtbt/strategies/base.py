@@ -317,10 +317,9 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
         lot, role = order.info["lot"], order.info["role"]
         qty = abs(order.executed.size)
         if role == "entry" or self._lots.get(lot.trade_id) is not lot:
-            log.error("LATE FILL #%s %s %d: its trade is closed; check the position",
+            log.error("%s LATE FILL #%s %s %d: no open trade to book it to (not in the "
+                      "journal); check the position", self.data.datetime.datetime(0),
                       lot.trade_id, role, qty)
-            self.note(f"LATE FILL #{lot.trade_id} {role} {qty} after the trade closed: "
-                      "check the position")
             return
         self._cancel_working(lot)
         self.note(f"LATE FILL #{lot.trade_id} {role} {qty}: filled before its cancel")
