@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from mtbt.live.replay import replay, simulator
+from mtbt.sim import Faults
 from tests.test_paper import (
     KEYS,
     _backtest,
@@ -196,6 +197,26 @@ def test_a_kill_as_trades_close_whose_stops_then_fill_while_down(shared_data, pa
     _no_order_twice(sim)
     assert sim.positions() == {}
     assert "Traceback" not in text + stderr
+
+
+def test_a_restart_counts_the_refusals_of_a_trades_exits_before_it(shared_data, paper_logs,
+                                                                    tmp_path):
+    """Alpaca refuses trade 1's exit pair every time: twice before the kill (held at the
+    third try), once after the restart, and that third refusal closes it at market (reason
+    ``risk``), as without the restart; the count used to start again at zero."""
+    cfg = _cfg(shared_data, "equity")
+    sim = simulator(cfg, Faults(reject_order="-t1-tp1", reject_times=10), keys=KEYS)
+
+    def third_try(method, route, body) -> bool:
+        return method == "POST" and len(sim.injected) >= 2 and \
+            "-t1-tp1" in (body or {}).get("client_order_id", "")
+
+    held, sim, trades, stderr = _restart(cfg, "equity", tmp_path, paper_logs / "refusals",
+                                         sent=lambda o: False, hold=third_try, sim=sim)
+    assert held[0] == "POST" and len(sim.injected) == 3
+    assert list(trades.loc[trades["trade_id"] == 1, "exit_reason"])[-1] == "risk"
+    assert sim.positions() == {}
+    assert "Traceback" not in stderr
 
 
 def test_a_later_day_on_the_same_state_file_starts_a_new_day(shared_data, paper_logs,

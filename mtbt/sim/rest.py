@@ -188,11 +188,11 @@ class RestServer:
             body = json.loads(raw) if raw else None
         except ValueError:
             return 400, error(40010000, "request body format is invalid")
+        if not internal and sim.holds(method, template, body):      # never arrived: not
+            return 503, error(50300000, "held by the simulator, never applied")  # refused
         if route == "POST /v2/orders" and self._faults.refuses(body):
             sim.record_fault(route, 403, created=False)
             return 403, error(40310000, "insufficient buying power")
-        if not internal and sim.holds(method, template, body):
-            return 503, error(50300000, "held by the simulator, never applied")
         try:
             status, answer = fn(query=query, body=body, **m.groupdict())
         except ApiError as exc:

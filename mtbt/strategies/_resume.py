@@ -6,12 +6,13 @@ up and places no order) and ``LIVE`` from the first streamed bar; the strategy t
 then on, catch-up bars after a reconnect included. A backtest feed never reports, so a
 backtest trades from the first bar (``trade_from`` aside).
 
-``snapshot()`` is everything a restarted trader needs: the lots with their exit stage, the
-RiskManager's counters (the drawdown breaker's included), the risk alerts and breaker trips,
-the edge samples, the next trade id and the day's journal (so the new session's trades file
-holds the whole day). Given one as the ``resume`` param, the strategy restores what it holds
-when the feed goes live, after replaying the day's earlier bars as history; the broker
-rebuilds its books and recreates the orders still working (``broker.restore``).
+``snapshot()`` is everything a restarted trader needs: the lots with their exit stage (and
+how often the broker refused each one's exits), the RiskManager's counters (the drawdown
+breaker's included), the risk alerts and breaker trips, the edge samples, the next trade
+id and the day's journal (so the new session's trades file holds the whole day). Given one
+as the ``resume`` param, the strategy restores what it holds when the feed goes live, after
+replaying the day's earlier bars as history; the broker rebuilds its books and recreates the
+orders still working (``broker.restore``).
 
 Which day a checkpoint belongs to is the session's business (it knows today): a later
 session day resumes ``later_day(snapshot)``, the run-wide part only (realised PnL, the peak,
@@ -76,6 +77,7 @@ class LiveResume:
                 "alerts": [[when.isoformat(), text] for when, text in self.alerts],
                 "breaker_trips": [when.isoformat() for when in self.breaker_trips],
                 "edge": [list(self._edge[0]), list(self._edge[1])],
+                "refusals": {str(trade): n for trade, n in self._refusals.items()},
                 "journal": {"trades": journal.rets, "legs": journal.legs}}
 
     def restore(self, snapshot: dict) -> None:
@@ -87,6 +89,8 @@ class LiveResume:
             self.analyzers.journal.legs[:0] = snapshot["journal"]["legs"]
         lots = {body["trade_id"]: lot_from(body) for body in snapshot.get("lots", [])}
         self._lots.update(lots)
+        self._refusals.update({int(trade): n for trade, n
+                               in snapshot.get("refusals", {}).items()})
         self.risk.open_positions = len(self._lots)
         books = getattr(self.p, "resume_books", None)
         links = self.broker.restore(books, self, self.data, lots) if books else []
