@@ -183,11 +183,16 @@ class Books:
             exectype, price = _EXEC[spec["kind"]], spec.get("stop_price",
                                                             spec.get("limit_price"))
         cls = bt.BuyOrder if spec["side"] == "buy" else bt.SellOrder
-        order = cls(owner=owner, data=data, size=qty, price=price, exectype=exectype)
-        order.addinfo(lot=lot, role=role)
+        return self._accepted(cls(owner=owner, data=data, size=qty, price=price,
+                                  exectype=exectype), row.client_order_id, lot=lot, role=role)
+
+    def _accepted(self, order: bt.Order, client_id: str | None, **info) -> bt.Order:
+        """``order`` (with ``info``) as working at Alpaca under ``client_id``: submitted,
+        accepted and in the broker's orders, nothing said to the strategy."""
+        order.addinfo(**info)
         order.submit(self)
         order.accept(self)
-        order.client_order_id = row.client_order_id
+        order.client_order_id = client_id
         self.orders.append(order)
         return order
 

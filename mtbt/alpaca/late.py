@@ -53,14 +53,10 @@ class LateFills:
         """The order that books ``qty`` Alpaca filled of ``cancelled`` after mtbt cancelled
         it: same trade, role, side and type, marked ``late``."""
         cls = bt.BuyOrder if cancelled.isbuy() else bt.SellOrder
-        order = cls(owner=cancelled.owner, data=cancelled.data, size=qty,
-                    price=cancelled.created.price, exectype=cancelled.exectype)
-        order.addinfo(**cancelled.info)
-        order.addinfo(late=True)
-        order.client_order_id = getattr(cancelled, "client_order_id", None)
-        order.submit(self)
-        order.accept(self)
-        self.orders.append(order)
+        order = self._accepted(
+            cls(owner=cancelled.owner, data=cancelled.data, size=qty,
+                price=cancelled.created.price, exectype=cancelled.exectype),
+            getattr(cancelled, "client_order_id", None), **cancelled.info, late=True)
         log.warning("LATE FILL %s: %d filled after mtbt cancelled it; booked to its trade",
                     order.client_order_id, qty)
         return order
@@ -87,8 +83,8 @@ class LateFills:
         """After a restart: an order of an open ``lot`` that mtbt cancelled before the kill
         (its cancel maybe never sent). Cancelled at Alpaca if it still works; a fill it got
         after the last checkpoint is booked to the lot (``_settle_late``)."""
-        client_id = (row.spec["replaces"]["client_order_id"] if state.get("replaced_leg")
-                     else row.client_order_id)      # a replaced oco: its parent's id
+        client_id = self._parent_client_id(Sent(row, replaced_leg=state.get("replaced_leg",
+                                                                            False)))
         order = self._lookup(client_id)
         if order is None:
             return
