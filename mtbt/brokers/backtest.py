@@ -60,6 +60,8 @@ class BacktestBroker(LedgerBroker, bt.brokers.BackBroker):
 
     # -- the bar ---------------------------------------------------------------------------
     def next(self) -> None:
+        if self._idle():
+            return
         super().next()                  # ends with the value (_get_value) of this bar
         cash = self.cash
         queued, self._queued = self._queued, []
@@ -68,6 +70,16 @@ class BacktestBroker(LedgerBroker, bt.brokers.BackBroker):
         self._settle_and_mark()
         if self.cash != cash:           # a structure opened, closed or settled: again
             self._get_value()
+
+    def _idle(self) -> bool:
+        """Whether this bar can change nothing: no order submitted, waiting, queued or to
+        activate, no cash to add, no share position and no structure open. BackBroker's
+        ``next`` would then only compute again the value it computed when that became so
+        (most bars of an intraday strategy: flat outside its trades)."""
+        books = self.ledger
+        return not (self.pending or self.submitted or self._toactivate or self._queued
+                    or self._cash_addition or self._userhist or self._fundhist
+                    or books.structures or any(books.positions.values()))
 
     def get_value(self, datas=None, mkt=False, lever=False) -> float:
         value = super().get_value(datas=datas, mkt=mkt, lever=lever)
