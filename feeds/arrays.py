@@ -69,6 +69,23 @@ class BarFeed(bt.feed.DataBase):
         self._cols = cols
         self._rows = None
         self._i = 0
+        self._ticks = [(f"tick_{name}", getattr(self.lines, name))
+                       for name in self.getlinealiases() if name != "datetime"]
+        self._tick0 = self._ticks[[n for n, _ in self._ticks].index(
+            f"tick_{self._getlinealias(0)}")]
+
+    # backtrader's own two look every line up by name on every bar
+    def _tick_nullify(self) -> None:
+        for name, _ in self._ticks:
+            setattr(self, name, None)
+        self.tick_last = None
+
+    def _tick_fill(self, force: bool = False) -> None:
+        name0, line0 = self._tick0
+        if force or getattr(self, name0, None) is None:
+            for name, line in self._ticks:
+                setattr(self, name, line.array[line.idx])
+            self.tick_last = line0.array[line0.idx]
 
     def preload(self) -> None:
         if self._filters or self._ffilters or self._tzinput:
