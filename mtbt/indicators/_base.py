@@ -4,6 +4,13 @@ from __future__ import annotations
 import backtrader as bt
 
 
+def _advance(self, size: int = 1) -> None:
+    """Move the lines on by ``size`` bars. backtrader's ``Indicator.advance`` first compares
+    the indicator's length with its clock's again, which its caller (a strategy's bar in a
+    backtest) has just done: four ``len`` of nested line objects per indicator per bar."""
+    self.lines.advance(size)
+
+
 class KernelIndicator(bt.Indicator):
     """An indicator whose values come from ``self._kernel.step(*inputs)``.
 
@@ -14,6 +21,7 @@ class KernelIndicator(bt.Indicator):
 
     _kernel = None
     _inputs: tuple = ()
+    advance = _advance
 
     def next(self) -> None:
         out = self._kernel.step(*(line[0] for line in self._inputs))
@@ -41,6 +49,7 @@ class Inputs(bt.Indicator):
     lines = ("unused",)
     params = (("build", None),)
     plotinfo = dict(plot=False)
+    advance = _advance
 
     def __init__(self):
         self.built = self.p.build(self.data)
