@@ -5,6 +5,7 @@ import backtrader as bt
 import numpy as np
 import pandas as pd
 
+from mtbt.datenums import num2date_array
 from mtbt.sessions import NY
 
 
@@ -28,7 +29,7 @@ class EquityCurve(bt.Analyzer):
 
     def get_frame(self) -> pd.DataFrame:
         """``timestamp`` (New York, tz-aware) -> cash, equity, breaker."""
-        index = pd.DatetimeIndex([bt.num2date(x) for x in self._dt], name="timestamp")
+        index = num2date_array(self._dt).rename("timestamp")
         return pd.DataFrame({"cash": np.round(self._cash, 2), "equity": np.round(self._value, 2),
                              "breaker": np.asarray(self._breaker, dtype=int)},
                             index=index.tz_localize(NY))

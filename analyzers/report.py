@@ -17,6 +17,7 @@ from analyzers.journal import TRADE_COLUMNS, iso_ny
 from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
 from analyzers.tearsheet import buy_and_hold, options_priced, quantstats, write_tearsheet
+from mtbt.datenums import isoformat_array
 
 log = logging.getLogger("mtbt")
 
@@ -109,7 +110,7 @@ def _payoff_charts(out: Path, journal, strat) -> None:
 
 def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
     out = frame.copy()
-    out.index = [ts.isoformat() for ts in frame.index]
+    out.index = isoformat_array(frame.index)
     out.index.name = "timestamp"
     return out
 

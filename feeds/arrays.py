@@ -14,36 +14,13 @@ at the bar, i.e. the close of the previous session or earlier (see ``feeds.vix.v
 """
 from __future__ import annotations
 
-import math
-
 import backtrader as bt
 import numpy as np
 import pandas as pd
 
-from mtbt.sessions import NY
+from mtbt.datenums import date2num_array
 
-_ORDINAL_1970 = 719163  # datetime.date(1970, 1, 1).toordinal()
 _COLUMNS = ("open", "high", "low", "close", "volume", "openinterest", "vix")
-
-
-def date2num_array(index: pd.DatetimeIndex) -> np.ndarray:
-    """backtrader's ``date2num`` for a whole index, as New York wall-clock time.
-
-    Gives bit-identical floats to ``bt.date2num`` on the naive New York datetimes.
-    """
-    if index.tz is not None:
-        index = index.tz_convert(NY).tz_localize(None)
-    ns = index.as_unit("ns").asi8
-    days, rem = np.divmod(ns, 86_400 * 10**9)
-    hours, rem = np.divmod(rem, 3_600 * 10**9)
-    minutes, rem = np.divmod(rem, 60 * 10**9)
-    seconds, nanos = np.divmod(rem, 10**9)
-    parts = zip(
-        (days + _ORDINAL_1970).astype(float).tolist(), (hours / 24.0).tolist(),
-        (minutes / 1440.0).tolist(), (seconds / 86400.0).tolist(),
-        ((nanos // 1000) / 86400e6).tolist(), strict=True,
-    )
-    return np.fromiter((math.fsum(p) for p in parts), dtype=float, count=len(index))
 
 
 class BarFeed(bt.feed.DataBase):
