@@ -83,12 +83,18 @@ def _charts(plots, ours: dict[str, str]) -> Iterator[None]:
 
     ``pyplot.savefig`` becomes a plain ``Figure.savefig``: pyplot's redraws the figure on
     its Agg canvas after saving it (for a window on screen), a third of the report's time
-    here, for a chart quantstats closes unseen; and text is written as SVG text, not as
-    glyph outlines (less than half the size)."""
+    here, for a chart quantstats closes unseen; a chart whose ``tight_layout`` is done (its
+    layout engine left as a placeholder) is saved without first being drawn once more to
+    lay it out; and text is written as SVG text, not as glyph outlines (less than half the
+    size)."""
     import matplotlib.pyplot as plt
+    from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
     def savefig(*args, **kwargs) -> None:
-        plt.gcf().savefig(*args, **kwargs)
+        figure = plt.gcf()
+        if isinstance(figure.get_layout_engine(), PlaceHolderLayoutEngine):
+            figure.set_layout_engine(None)
+        figure.savefig(*args, **kwargs)
 
     def drawn(svg: str):
         def chart(*args, savefig: dict, **kwargs) -> None:
@@ -112,7 +118,9 @@ def _svg(fig) -> str:
     import matplotlib.pyplot as plt
 
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    # the page pulls each chart 1.5rem up and down (quantstats' charts have that much blank
+    # above and below): the padding keeps the title and the axis labels clear of it
+    fig.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=0.4)
     plt.close(fig)
     text = buffer.getvalue()
     return text[text.index("<svg"):]
@@ -161,12 +169,15 @@ def _monthly_heatmap_svg(returns: pd.Series) -> str:
                   aspect="auto")
         for (row, col), value in np.ndenumerate(values):
             if np.isfinite(value):
-                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8)
+                dark = abs(value) > 0.6 * bound          # the ends of the colour map
+                ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=8,
+                        color="white" if dark else "black")
         ax.set_xticks(range(12), ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
                                   "Sep", "Oct", "Nov", "Dec"])
         ax.set_yticks(range(len(table)), [str(year) for year in table.index])
         ax.set_title("Strategy - Monthly Returns (%)", loc="left", fontweight="bold")
         ax.tick_params(length=0)
+        ax.grid(False)                  # quantstats' seaborn style draws a grid over cells
         for spine in ax.spines.values():
             spine.set_visible(False)
         return _svg(fig)
