@@ -2,7 +2,7 @@
 
 backtrader's stock ``PandasData`` reads its DataFrame one cell at a time (``iloc``); this feed
 converts the columns once and, when preloading, copies them straight into the line buffers.
-Bars are identical either way; ``tests/test_feeds_arrays.py`` checks that against
+Bars are identical either way; ``tests/test_architecture.py`` checks that against
 ``PandasData``.
 
 Inside backtrader every bar time is naive **America/New_York wall-clock time** and labels the
