@@ -48,8 +48,8 @@ class BarFeed(bt.feed.DataBase):
         self._i = 0
         self._ticks = [(f"tick_{name}", getattr(self.lines, name))
                        for name in self.getlinealiases() if name != "datetime"]
-        self._tick0 = self._ticks[[n for n, _ in self._ticks].index(
-            f"tick_{self._getlinealias(0)}")]
+        alias0 = self._getlinealias(0)
+        self._tick0 = (f"tick_{alias0}", getattr(self.lines, alias0))
 
     # backtrader's own two look every line up by name on every bar
     def _tick_nullify(self) -> None:

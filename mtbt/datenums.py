@@ -1,8 +1,9 @@
-"""backtrader's date numbers for whole arrays: ``date2num_array`` and ``num2date_array``.
+"""Bar times for whole arrays: ``date2num_array``, ``num2date_array``, ``isoformat_array``.
 
 backtrader stores every bar time as a float (days since 0001-01-01, plus one); its
-``date2num`` and ``num2date`` convert one value at a time, which costs seconds over a year of
-minute bars. These give the same values for a whole index at once.
+``date2num`` and ``num2date``, like ``Timestamp.isoformat``, convert one value at a time,
+which costs seconds over a year of minute bars. These give the same values for a whole
+index at once.
 """
 from __future__ import annotations
 
