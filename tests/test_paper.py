@@ -300,6 +300,24 @@ def test_an_exit_that_fills_as_its_cancel_arrives_is_booked_and_never_sold_twice
     assert "Traceback" not in log and result.stopped_by == "session end"
 
 
+def test_the_other_leg_of_a_filled_oco_is_left_to_alpaca(shared_data, paper_logs, tmp_path):
+    """When one leg of an oco fills, Alpaca cancels the other itself and may say so a bar
+    later. mtbt sends no cancel of its own for it (such a cancel came back 422, "already
+    canceled", whenever Alpaca's came first), and the day trades like the backtest."""
+    cfg = _cfg(shared_data, "equity")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, Faults(late_oco_cancels=True), keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / "late_oco",
+                    state_path=tmp_path / "state.sqlite")
+    filled = {o.id for o in sim.orders if o.order_class == "oco"
+              and any(leg.status == "filled" for leg in o.legs or [])} | {
+        o.id for o in sim.orders if o.order_class == "oco" and o.status == "filled"}
+    assert filled, "no oco filled"
+    assert not [r for r in sim.rejections if r[0] == 422], sim.rejections
+    pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
+    assert sim.positions() == {} and result.summary["open_trades"] == 0
+
+
 def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
     """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
     partial fill or the broker would leave it): the trader closes the extra and trades on."""

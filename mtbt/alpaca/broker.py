@@ -34,6 +34,7 @@ import queue
 import threading
 import time
 import warnings
+from collections.abc import Collection
 
 import backtrader as bt
 import pandas as pd
@@ -390,12 +391,13 @@ class AlpacaBroker(Books, LateFills, StructureLimits, Reconcile, Replace, Ledger
                 self._by_alpaca[part.alpaca_id] = part
 
     # -- cancelling --------------------------------------------------------------------------
-    def _remote_ids(self, order) -> list[str]:
-        """The Alpaca orders to cancel for a backtrader order (an oco through its parent)."""
+    def _remote_ids(self, order, ended: Collection[str] = ()) -> list[str]:
+        """The Alpaca orders to cancel for a backtrader order (an oco through its parent),
+        but none of the orders (client ids) in ``ended``: Alpaca ends those itself."""
         ids = []
         for part in self._by_ref.get(order.ref, []):
             sent = self._sent[part.client_id]
-            if part.status in FINAL or sent.parts[0].status in FINAL:
+            if part.status in FINAL or sent.parts[0].status in FINAL or part.client_id in ended:
                 continue
             if sent in self._unsent:
                 self._unsent.remove(sent)
@@ -547,9 +549,13 @@ class AlpacaBroker(Books, LateFills, StructureLimits, Reconcile, Replace, Ledger
                        bt.date2num(when) if when is not None else order.data.datetime[0])
         log.info("FILL %s %s %d @ %.4f", getattr(order, "client_order_id", "?"),
                  "buy" if order.isbuy() else "sell", qty, price)
-        for other in siblings:     # backtrader's oco: the others are cancelled, silently
+        # backtrader's oco: the others are cancelled, silently; Alpaca itself cancels the
+        # other leg of an oco whose one leg filled whole (a cancel sent too races its own,
+        # and comes back 422 when Alpaca's was first)
+        ended = () if order.alive() else {p.client_id for p in self._by_ref.get(order.ref, [])}
+        for other in siblings:
             if other.alive():
-                self._cancels += self._remote_ids(other)
+                self._cancels += self._remote_ids(other, ended)
                 other.cancel()
 
     def _oco_siblings(self, order) -> list:

@@ -41,6 +41,9 @@ class Faults:
       order whose ``client_order_id`` contains this text finds it filled: it fills at the
       last bar's close as the cancel arrives, and the cancel is refused (HTTP 422), as when
       a stop fills while its cancel is on the way.
+    - ``late_oco_cancels``: when one leg of an oco fills, the ``canceled`` events of its
+      other leg (which Alpaca cancels itself) are sent a bar later, with the next events
+      (Alpaca does not say when it tells them: the fill may be known first).
     """
 
     drop_streams_every: float = 0.0
@@ -58,6 +61,7 @@ class Faults:
     slip: float = 0.0
     slip_fill: int = 1
     fill_on_cancel: str = ""
+    late_oco_cancels: bool = False
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,7 @@ class Simulator:
         self.account_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"mtbt-sim:{self.keys[0]}"))
         self.requests: Counter[str] = Counter()
         self.rejections: list[tuple[int, dict]] = []
+        self._held: list[dict] = []      # events held back for the next ones (faults)
         self.injected: list[dict[str, Any]] = []     # error_every faults: route, status, ...
         self.trade_events: list[dict] = []           # every trade_updates data dict sent
         self.held: list[tuple[str, str, Any]] = []   # requests kept from the venue (``hold``)
@@ -538,6 +539,12 @@ class Simulator:
         return np.arange(lo, max(lo, hi))
 
     def _publish(self, events: list[dict], step: bool = False) -> None:
+        held, self._held = self._held, []
+        if step and self.faults.late_oco_cancels:       # sent with the next events
+            self._held = [e for e in events if e["event"] == "canceled"
+                          and e["order"]["order_class"] == "oco"]
+            events = [e for e in events if not any(e is h for h in self._held)]
+        events = held + events
         if not events:
             return
         out = list(reversed(events)) if step and self.faults.reorder_fills else list(events)
