@@ -81,6 +81,13 @@ def test_replayed_day_trades_exactly_like_the_backtest(shared_data, paper_logs, 
     got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
     pd.testing.assert_frame_equal(got[COMPARE], expected[COMPARE], check_exact=True)
     assert result.summary["open_trades"] == 0 and result.stopped_by == "session end"
+    # both streams stop at once when the session ends (alpaca-py looks for a stop every 5 s)
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text().splitlines()
+    stamp = {what: pd.Timestamp(next(line for line in log if what in line)[:23])
+             for what in ("finished (session end)", "Trading stream stopped",
+                          "data stream stopped")}
+    finished = stamp.pop("finished (session end)")
+    assert all(at - finished < pd.Timedelta(seconds=2) for at in stamp.values()), stamp
 
 
 def test_replayed_condor_day_closes_at_its_limits_like_the_backtest(shared_data, paper_logs,
