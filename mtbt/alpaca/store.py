@@ -40,12 +40,20 @@ _STOP_CHECK = 0.2     # s: how often a quiet stream looks for a stop (alpaca-py:
 
 
 class _Hooks:
-    """Connection callbacks shared by the two stream subclasses."""
+    """What the two stream subclasses share: connection callbacks and the stop check."""
 
     def _hook_init(self) -> None:
         self.on_connect: list[Callable[[], None]] = []
         self.on_disconnect: list[Callable[[], None]] = []
         self.connects = 0
+
+    async def _stopped(self) -> bool:
+        """Whether a stop was asked (the connection is then closed): both ``_consume``."""
+        if self._stop_stream_queue.empty():
+            return False
+        self._stop_stream_queue.get(timeout=1)
+        await self.close()
+        return True
 
     def _connected(self) -> None:
         self.connects += 1
@@ -75,11 +83,7 @@ class _TradeStream(_Hooks, TradingStream):
         """alpaca-py 0.44's, but a quiet connection is checked for a stop every
         ``_STOP_CHECK`` s, not every 5 s: stopping took up to 5 s, at the end of every
         session (cancelling ``recv`` loses no message)."""
-        while True:
-            if not self._stop_stream_queue.empty():
-                self._stop_stream_queue.get(timeout=1)
-                await self.close()
-                return
+        while not await self._stopped():
             try:
                 raw = await asyncio.wait_for(self._ws.recv(), _STOP_CHECK)
             except TimeoutError:
@@ -107,11 +111,7 @@ class _BarStream(_Hooks, StockDataStream):
         loop = asyncio.get_running_loop()
         last_data_time = loop.time()
         self._data_received = False
-        while True:
-            if not self._stop_stream_queue.empty():
-                self._stop_stream_queue.get(timeout=1)
-                await self.close()
-                return False
+        while not await self._stopped():
             receive_timeout = _STOP_CHECK
             if self._data_timeout is not None:
                 elapsed = loop.time() - last_data_time
@@ -134,6 +134,7 @@ class _BarStream(_Hooks, StockDataStream):
                 await self._dispatch(msg)
                 if market_data:
                     last_data_time = loop.time()
+        return False
 
 
 class AlpacaStore:
