@@ -31,6 +31,7 @@ from mtbt.live.alerts import AlertHub, risk_event
 from mtbt.live.replay import replay, replay_config, simulator
 from mtbt.risk import RiskManager
 from mtbt.sim import Faults
+from tests.test_paper import _open_orphan_leg
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
@@ -292,14 +293,6 @@ def test_a_replayed_day_sends_each_expected_alert_once(breaker_day) -> None:
 def orphan_day(shared_data, tmp_path_factory):
     """2025-01-02 on options: a leg added at the simulator behind the trader's back (an
     orphan, closed by the trader), every alert to a sink that never answers."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from alpaca.trading.client import TradingClient
-        from alpaca.trading.enums import OrderSide, PositionIntent, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest
-
     cfg = _cfg(shared_data, "options", "2025-01-02")
     sim = simulator(cfg, keys=KEYS)
     logs = tmp_path_factory.mktemp("alerts_orphan")
@@ -313,16 +306,7 @@ def orphan_day(shared_data, tmp_path_factory):
                 done["ended"] = time.monotonic()
             trader = threading.Thread(target=run)
             trader.start()
-            deadline = time.monotonic() + 120
-            while not any(o.legs and o.status == "filled" for o in sim.orders):
-                assert time.monotonic() < deadline and trader.is_alive()
-                time.sleep(0.005)
-            leg = next(o for o in sim.orders if o.legs and o.status == "filled").legs[0]
-            client = TradingClient(*KEYS, paper=True, url_override=sim.trading_url)
-            client.submit_order(MarketOrderRequest(
-                symbol=leg.symbol, qty=1, side=OrderSide(leg.side),
-                time_in_force=TimeInForce.DAY, client_order_id="not-mtbt",
-                position_intent=PositionIntent(f"{leg.side}_to_open")))
+            leg = _open_orphan_leg(sim, KEYS, trader)
             trader.join(timeout=300)
             return done["result"], done["ended"], leg.symbol, len(s.bodies)
     finally:

@@ -233,6 +233,30 @@ def _never_reversed(sim) -> None:
         assert before * held[trade] >= 0, f"#{trade} reversed by {client_id}"
 
 
+def _open_orphan_leg(sim, keys: tuple[str, str], trader: threading.Thread):
+    """Once a structure has filled (``trader`` still running), open one more contract of its
+    first leg at the simulator from outside mtbt (client id ``not-mtbt``): an orphan leg.
+    Returns that leg."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from alpaca.trading.client import TradingClient
+        from alpaca.trading.enums import OrderSide, PositionIntent, TimeInForce
+        from alpaca.trading.requests import MarketOrderRequest
+
+    deadline = time.monotonic() + 120
+    while not any(o.legs and o.status == "filled" for o in sim.orders):
+        assert time.monotonic() < deadline and trader.is_alive()
+        time.sleep(0.005)
+    leg = next(o for o in sim.orders if o.legs and o.status == "filled").legs[0]
+    client = TradingClient(*keys, paper=True, url_override=sim.trading_url)
+    client.submit_order(MarketOrderRequest(
+        symbol=leg.symbol, qty=1, side=OrderSide(leg.side), time_in_force=TimeInForce.DAY,
+        position_intent=PositionIntent(f"{leg.side}_to_open"), client_order_id="not-mtbt"))
+    return leg
+
+
 def _checkpoint(state: Path) -> dict | None:
     if not state.exists():
         return None

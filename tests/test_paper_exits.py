@@ -3,7 +3,6 @@ ends itself, orphan legs (alpaca-py's real clients against the local simulator).
 from __future__ import annotations
 
 import threading
-import time
 
 import pandas as pd
 import pytest
@@ -15,6 +14,7 @@ from tests.test_paper import (
     _backtest,
     _cfg,
     _never_reversed,
+    _open_orphan_leg,
     _sorted,
     paper_logs,
 )
@@ -118,14 +118,6 @@ def test_the_other_leg_of_a_filled_oco_is_left_to_alpaca(shared_data, paper_logs
 def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_path):
     """A contract of a traded structure appears at Alpaca beyond mtbt's structures (as a
     partial fill or the broker would leave it): the trader closes the extra and trades on."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from alpaca.trading.client import TradingClient
-        from alpaca.trading.enums import OrderSide, PositionIntent, TimeInForce
-        from alpaca.trading.requests import MarketOrderRequest
-
     cfg = _cfg(shared_data, "options")
     expected = _backtest(cfg, tmp_path / "bt")
     sim = simulator(cfg, keys=KEYS)
@@ -133,15 +125,7 @@ def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_p
     trader = threading.Thread(target=lambda: done.update(result=replay(
         cfg, sim=sim, log_dir=paper_logs / "orphan", state_path=tmp_path / "state.sqlite")))
     trader.start()
-    deadline = time.monotonic() + 120
-    while not any(o.legs and o.status == "filled" for o in sim.orders):
-        assert time.monotonic() < deadline and trader.is_alive()
-        time.sleep(0.005)
-    leg = next(o for o in sim.orders if o.legs and o.status == "filled").legs[0]
-    client = TradingClient(*KEYS, paper=True, url_override=sim.trading_url)
-    client.submit_order(MarketOrderRequest(
-        symbol=leg.symbol, qty=1, side=OrderSide(leg.side), time_in_force=TimeInForce.DAY,
-        position_intent=PositionIntent(f"{leg.side}_to_open"), client_order_id="not-mtbt"))
+    leg = _open_orphan_leg(sim, KEYS, trader)
     trader.join(timeout=300)
     result = done["result"]
     log = (result.folder / f"paper_trading_{result.session}.log").read_text()
