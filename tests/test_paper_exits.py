@@ -83,10 +83,35 @@ def test_an_exit_that_fills_as_its_cancel_arrives_is_booked_and_never_sold_twice
     sim = simulator(cfg, Faults(fill_on_cancel=f"-t{trade}-"), keys=KEYS)
     result = replay(cfg, sim=sim, log_dir=paper_logs / f"late{trade}",
                     state_path=tmp_path / "state.sqlite")
+    log = _closed_once(result, sim, expected, trade)
+    assert f"LATE FILL #{trade} " in log
+
+
+@pytest.mark.parametrize("fills", [True, False])
+def test_a_close_waits_while_its_trades_exit_is_pending_cancel(shared_data, paper_logs,
+                                                                tmp_path, fills):
+    """Alpaca accepts the cancel of trade 2's exits at 15:44 (HTTP 204) but leaves the oco
+    ``pending_cancel``, and at the next bar it fills after all (or is cancelled). The end
+    of day close is held back while the cancel is pending (sent then, it bought the shares
+    the stop bought back: the account ended long 61 SPY that mtbt did not know of), and
+    sent on the next bar for what the trade still holds. No refusal is counted."""
+    cfg = _cfg(shared_data, "equity")
+    expected = _backtest(cfg, tmp_path / "bt")
+    sim = simulator(cfg, Faults(pending_cancel="-t2-", pending_cancel_fills=fills), keys=KEYS)
+    result = replay(cfg, sim=sim, log_dir=paper_logs / f"pending{fills}",
+                    state_path=tmp_path / "state.sqlite")
+    log = _closed_once(result, sim, expected, 2)
+    assert "is pending at Alpaca" in log and "closing again next bar" in log
+    assert ("LATE FILL #2 " in log) == fills and "refusal" not in log
+
+
+def _closed_once(result, sim, expected: pd.DataFrame, trade: int) -> str:
+    """Assert that orders were withdrawn and none of them sent, no trade reversed, the
+    account flat and every share of ``trade`` closed once; the session log."""
     log = (result.folder / f"paper_trading_{result.session}.log").read_text()
-    assert f"LATE FILL #{trade} " in log and "WITHDRAWN" in log
     withdrawn = {line.split("WITHDRAWN ")[1].split(":")[0] for line in log.splitlines()
                  if "WITHDRAWN " in line}
+    assert withdrawn, "nothing withdrawn"
     assert not withdrawn & {o.client_order_id for o in sim.orders}, "a withdrawn order went"
     _never_reversed(sim)
     assert sim.positions() == {} and result.summary["open_trades"] == 0
@@ -95,6 +120,7 @@ def test_an_exit_that_fills_as_its_cancel_arrives_is_booked_and_never_sold_twice
     assert got.loc[mine, "qty"].sum() == expected.loc[expected["trade_id"] == trade,
                                                       "qty"].sum()
     assert "Traceback" not in log and result.stopped_by == "session end"
+    return log
 
 
 def test_the_other_leg_of_a_filled_oco_is_left_to_alpaca(shared_data, paper_logs, tmp_path):

@@ -114,6 +114,7 @@ class AlpacaBroker(Books, LateFills, StructureLimits, Reconcile, Replace, Ledger
         self.sent = 0
         self.order_latency: list[tuple[str, float]] = []   # (role, bar arrival -> sent, s)
         self._cancels: list[str] = []
+        self._cancelling: dict[str, Sent] = {}    # Alpaca id -> exit whose cancel is not final
         self._rows: list[OrderRow] = []
         self._bars_unpolled = self._bars_unreconciled = 0
         self._unsent: list[Sent] = []
@@ -207,8 +208,12 @@ class AlpacaBroker(Books, LateFills, StructureLimits, Reconcile, Replace, Ledger
             self.reconcile()             # not while history replays: the books are not back
         cancels, self._cancels = list(dict.fromkeys(self._cancels)), []
         for alpaca_id in cancels:
-            if not self._cancel_remote(alpaca_id):
+            if self._cancel_remote(alpaca_id):
+                self._cancel_accepted(alpaca_id)      # confirmed before its trade's next
+            else:
                 self._cancel_refused(alpaca_id)       # filled first? (``late``)
+        if self._cancelling and self._unsent:
+            self._confirm_cancels()
         unsent, self._unsent = self._unsent, []
         self._send(unsent)
         if self._bars_unpolled >= POLL_EVERY:

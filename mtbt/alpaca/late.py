@@ -14,16 +14,25 @@ for what the trade held before) are withdrawn: the strategy hears them cancelled
 what the trade still needs on the next bar. A cancel Alpaca refuses is followed by one
 lookup of the order, before anything else of the bar is sent; after a restart,
 ``Books.restore`` looks up every order cancelled before the kill.
+
+A cancel Alpaca accepts (HTTP 204) is a request, not a result: the order may be
+``pending_cancel`` and still fill. Before a trade's next order goes (its close, or a new
+pair), each of its exits whose cancel is not confirmed yet is looked up (a few times over
+a few tenths of a second); one still pending holds that trade's orders back for a bar
+(withdrawn, as above): the stream then says cancelled (the strategy sends them again) or
+filled (booked as a late fill). Sent at once, the close sold the shares a second time.
 """
 from __future__ import annotations
 
 import logging
+import time
 
 import backtrader as bt
 
 from mtbt.alpaca.books import FINAL, Part, Sent
 
 log = logging.getLogger("mtbt.live")
+_CONFIRM_WAITS = (0.0, 0.05, 0.1, 0.2)    # s before each look at a cancel not confirmed
 
 
 class LateFills:
@@ -40,6 +49,41 @@ class LateFills:
         if order is not None:
             self._settle_late(sent, order)
 
+    def _cancel_accepted(self, alpaca_id: str) -> None:
+        """Alpaca took the cancel of ``alpaca_id``: an exit's cancel is confirmed before its
+        trade's next order goes (``_confirm_cancels``)."""
+        part = self._by_alpaca.get(alpaca_id)
+        if part is not None and isinstance(part.target, bt.Order):
+            self._cancelling[alpaca_id] = self._sent[part.client_id]
+
+    def _confirm_cancels(self) -> None:
+        """Before this bar's orders go: each order of a trade that sends one now and whose
+        cancel Alpaca has not confirmed is looked up; if it filled, it is booked and the
+        trade's orders withdrawn (``_settle_late``); if it is still pending, they are
+        withdrawn too, for a bar."""
+        lots = [s.parts[0].target.info.get("lot") for s in self._unsent]
+        for alpaca_id, sent in list(self._cancelling.items()):
+            lot = sent.parts[0].target.info.get("lot")
+            if sent.parts[0].status in FINAL or lot is None:
+                del self._cancelling[alpaca_id]
+            elif any(lot is other for other in lots) and not self._cancel_confirmed(sent):
+                self._withdraw(lot, f"the cancel of {sent.row.client_order_id} is pending "
+                                    "at Alpaca")
+
+    def _cancel_confirmed(self, sent: Sent) -> bool:
+        """Whether Alpaca has ended ``sent`` (cancelled or filled; a fill is booked), after
+        a few looks."""
+        client_id = self._parent_client_id(sent)
+        for wait in _CONFIRM_WAITS:
+            time.sleep(wait)
+            order = self._lookup(client_id)
+            if order is None:
+                return True               # never reached Alpaca: nothing there to fill
+            self._settle_late(sent, order)
+            if sent.parts[0].status in FINAL:
+                return True
+        return False
+
     def _settle_late(self, sent: Sent, order) -> None:
         """Apply Alpaca's ``order`` to ``sent`` (an order mtbt cancelled); if it filled more
         than mtbt knew, withdraw the unsent orders of its trade."""
@@ -47,7 +91,8 @@ class LateFills:
         self._apply(self._pairs(sent, order))
         target = sent.parts[0].target
         if isinstance(target, bt.Order) and sum(p.filled_qty for p in sent.parts) > before:
-            self._withdraw(target.info.get("lot"))       # (a structure fills whole)
+            self._withdraw(target.info.get("lot"),        # (a structure fills whole)
+                           "its trade filled an exit mtbt had cancelled")
 
     def _late_order(self, cancelled: bt.Order, qty: int) -> bt.Order:
         """The order that books ``qty`` Alpaca filled of ``cancelled`` after mtbt cancelled
@@ -61,9 +106,10 @@ class LateFills:
                     order.client_order_id, qty)
         return order
 
-    def _withdraw(self, lot) -> None:
+    def _withdraw(self, lot, why: str) -> None:
         """Take back ``lot``'s orders recorded and not sent yet (sized for what it held
-        before a late fill): cancelled for the strategy, never sent."""
+        before a late fill, or behind a cancel still pending): cancelled for the strategy
+        (``withdrawn``, not a refusal), never sent."""
         if lot is None:
             return
         for sent in [s for s in self._unsent if s.parts[0].target.info.get("lot") is lot]:
@@ -74,10 +120,10 @@ class LateFills:
             for part in sent.parts:
                 part.status = "canceled"
                 if part.target.alive():
+                    part.target.info["withdrawn"] = True
                     part.target.cancel()
                     self.notify(part.target)
-            log.warning("WITHDRAWN %s: its trade filled an exit mtbt had cancelled",
-                        sent.row.client_order_id)
+            log.warning("WITHDRAWN %s: %s", sent.row.client_order_id, why)
 
     def _cancelled_before_kill(self, row, state: dict, lot, owner, data) -> None:
         """After a restart: an order of an open ``lot`` that mtbt cancelled before the kill
@@ -100,3 +146,5 @@ class LateFills:
         sent = Sent(row, parts, state["status"], state.get("replaced_leg", False))
         self._track(sent)
         self._settle_late(sent, order)
+        if parts[0].alpaca_id and sent.status not in FINAL:     # pending_cancel
+            self._cancel_accepted(parts[0].alpaca_id)

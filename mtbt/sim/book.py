@@ -141,6 +141,14 @@ class OrderBook:
             raise unprocessable(f'order is already in "{order.status}" state')
         return self.close(order.top, "canceled", now)
 
+    def hold_cancel(self, top: SimOrder, now: pd.Timestamp) -> dict[SimOrder, str]:
+        """Put ``top`` and its open legs in ``pending_cancel`` (a cancel accepted, not done:
+        nothing of them works or holds qty meanwhile); their statuses before."""
+        statuses = {part: part.status for part in [*top.legs, top] if part.is_open}
+        for part in statuses:
+            part.status, part.updated_at = "pending_cancel", now
+        return statuses
+
     def cancel_all(self, now: pd.Timestamp) -> tuple[list[dict], list[dict]]:
         """Cancel every open order: (``DELETE /v2/orders``'s 207 items, events)."""
         items, events = [], []

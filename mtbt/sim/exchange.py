@@ -22,6 +22,7 @@ from mtbt.sim.book import OrderBook
 from mtbt.sim.calendar import SessionBook, naive_ny
 from mtbt.sim.errors import ApiError, not_found, unprocessable
 from mtbt.sim.events import trade_update
+from mtbt.sim.faults import Faults
 from mtbt.sim.intake import Intake
 from mtbt.sim.market import BarRow, OptionMarket, is_option
 from mtbt.sim.matching import Matcher
@@ -42,20 +43,24 @@ Events = list[dict[str, Any]]
 
 class Exchange:
     """Account state and matching for one underlying ``symbol`` and its options; ``now`` is
-    the simulated time (New York), the end of the last bar worked."""
+    the simulated time (New York), the end of the last bar worked; ``faults``: the matching
+    and cancel fault knobs."""
 
     def __init__(self, symbol: str, cash: float, slippage: float, chain_model: ChainModel,
-                 sessions: SessionBook, now: pd.Timestamp, partial_fills: bool = False,
-                 slip: float = 0.0, slip_fill: int = 1, fill_on_cancel: str = "") -> None:
+                 sessions: SessionBook, now: pd.Timestamp, faults: Faults | None = None) -> None:
         self.symbol, self.now, self.sessions = symbol, now, sessions
+        faults = faults or Faults()
         self.options = OptionMarket(chain_model, sessions)
         self.book = OrderBook()
         self.account = Account(cash, chain_model.multiplier, chain_model.fee_per_contract)
         self.intake = Intake(symbol, sessions)
-        self.matcher = Matcher(self.book, self.account, self.options, slippage, partial_fills,
-                               slip, slip_fill)
+        self.matcher = Matcher(self.book, self.account, self.options, slippage,
+                               faults.partial_fills, faults.slip, faults.slip_fill)
         self.last_bar: BarRow | None = None
-        self.fill_on_cancel = fill_on_cancel     # the fault knob (``Faults``): once
+        self.fill_on_cancel = faults.fill_on_cancel     # the fault knobs: once each
+        self.pending_cancel = faults.pending_cancel
+        self.pending_cancel_fills = faults.pending_cancel_fills
+        self._pending: list[tuple[SimOrder, dict[SimOrder, str]]] = []   # (order, statuses)
 
     # -- orders ------------------------------------------------------------------------------
     def submit(self, body: Any) -> tuple[SimOrder, Events]:
@@ -90,16 +95,44 @@ class Exchange:
         knob's text fills at the last bar's close as its cancel arrives (once); the fill's
         events (the cancel then finds it filled: 422)."""
         order = self.book.find(order_id).top
-        text, bar = self.fill_on_cancel, self.last_bar
-        if not text or text not in order.client_order_id or not order.is_open or \
-                bar is None or order.asset_class == "us_option" or order.order_class == "mleg":
+        bar = self.last_bar
+        if not self._knob_hits(self.fill_on_cancel, order) or bar is None:
             return []
         self.fill_on_cancel = ""
         return self.matcher.force(order, bar.close, bar)
 
     def cancel(self, order_id: str) -> Events:
-        """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open."""
+        """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open.
+        The ``pending_cancel`` fault holds the cancel instead (``_resolve_pending``)."""
+        order = self.book.find(order_id).top
+        if order.is_open and self._knob_hits(self.pending_cancel, order):
+            self.pending_cancel = ""
+            statuses = self.book.hold_cancel(order, self.now)
+            self._pending.append((order, statuses))
+            return [trade_update("pending_cancel", order, self.now)]
         return self.book.cancel(order_id, self.now)
+
+    @staticmethod
+    def _knob_hits(text: str, order: SimOrder) -> bool:
+        """Whether a cancel fault knob's ``text`` picks the open equity ``order``."""
+        return bool(text) and text in order.client_order_id and order.is_open and \
+            order.asset_class != "us_option" and order.order_class != "mleg"
+
+    def _resolve_pending(self) -> Events:
+        """The held cancels, at the next bar: each order fills at the last bar's close (its
+        cancel reached the venue after it executed) or, with ``pending_cancel_fills`` off,
+        is cancelled."""
+        events: Events = []
+        bar = self.last_bar
+        for order, statuses in self._pending:
+            for part, status in statuses.items():
+                part.status = status
+            if self.pending_cancel_fills and bar is not None:
+                events += self.matcher.force(order, bar.close, bar)
+            else:
+                events += self.book.close(order, "canceled", self.now)
+        self._pending = []
+        return events
 
     def cancel_all(self) -> tuple[list[dict], Events]:
         """Cancel every open order: (207 body items, events)."""
@@ -142,7 +175,7 @@ class Exchange:
         expire day orders at the session close, settle expiring options."""
         self.now = bar.end
         day = naive_ny(bar.start).date()
-        events = self.book.expire_day_orders(day - _DAY, self.now)
+        events = self._resolve_pending() + self.book.expire_day_orders(day - _DAY, self.now)
         for order in list(self.book.orders):
             if order.is_open:
                 try:

@@ -97,9 +97,7 @@ class Simulator:
         self._sessions = SessionBook(first - dt.timedelta(days=10),
                                      last + dt.timedelta(days=40))
         self.exchange = Exchange(symbol, cash, slippage, self.chain_model, self._sessions,
-                                 self._start, partial_fills=self.faults.partial_fills,
-                                 slip=self.faults.slip, slip_fill=self.faults.slip_fill,
-                                 fill_on_cancel=self.faults.fill_on_cancel)
+                                 self._start, self.faults)
         if self._k > 0:
             self.exchange.last_bar = self._row(self._k - 1)
         self.option_quotes = OptionQuoteBook(self.exchange.options, symbol, option_bars,

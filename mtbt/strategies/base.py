@@ -290,13 +290,16 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
             self._exit_refused(lot, role, order)
 
     def _exit_refused(self, lot: Lot, role: str, order: bt.Order) -> None:
-        """An exit the broker refused (a live broker only): its pair is dropped and placed
-        again on the next bar, a close is sent again on the next bar. The ``MAX_REFUSALS``-th
-        refusal of a lot's exits closes it at market (reason ``risk``): a position whose
-        stop cannot be placed is not held on, bar after bar, with no stop."""
+        """An exit the broker refused or withdrew (a live broker only): its pair is dropped
+        and placed again on the next bar, a close is sent again on the next bar. The
+        ``MAX_REFUSALS``-th refusal of a lot's exits closes it at market (reason ``risk``):
+        a position whose stop cannot be placed is not held on, bar after bar, with no stop.
+        An order the broker withdrew itself (``withdrawn``: behind a late fill or a cancel
+        still pending) is no refusal."""
         if self._lots.get(lot.trade_id) is not lot:
             return        # a late exit closed it: the broker withdrew its close (``late``)
-        refusals = self._refusals[lot.trade_id] = self._refusals.get(lot.trade_id, 0) + 1
+        refusals = self._refusals.get(lot.trade_id, 0) + (not order.info.get("withdrawn"))
+        self._refusals[lot.trade_id] = refusals
         self._cancel_working(lot)
         what = f"EXIT #{lot.trade_id} {role} {order.getstatusname()}"
         if lot.closing:
