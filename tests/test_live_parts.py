@@ -354,3 +354,31 @@ def test_the_periodic_reconcile_waits_for_a_bar_with_nothing_to_send():
     while bars[0] - start < 3 * RECONCILE_EVERY:
         bar(busy=True)
     assert reconciled[-1] == start + 2 * RECONCILE_EVERY       # overdue twice over
+
+
+def test_the_stream_confirms_a_cancel_only_with_no_fill_of_the_order_among_its_events():
+    """A trade's close waits for its exits' cancel to be confirmed; the stream's events not
+    applied yet confirm it only if none of them fills the order (a partial fill before the
+    cancel means fewer shares to close: the order is looked up and the fill booked)."""
+    from types import SimpleNamespace as Ns
+
+    from mtbt.alpaca.books import Part, Sent
+    from mtbt.alpaca.broker import AlpacaBroker
+
+    broker = AlpacaBroker(dry_run=True)
+    broker.start()
+    row = OrderRow("mtbt-20240802-0009-t2-tp1", 9, "2024-08-02", 2, "tp1", {"kind": "oco"})
+    sent = Sent(row, [Part(None, row.client_order_id, "oco-1"),
+                      Part(None, row.client_order_id, "leg-1", leg=True)], "new")
+
+    def events(*pairs: tuple[str, str]) -> bool:
+        broker._events.queue.clear()
+        for order_id, event in pairs:
+            broker._events.put(Ns(order=Ns(id=order_id), event=Ns(value=event)))
+        return broker._stream_cancelled(sent)
+
+    assert events(("oco-1", "canceled"), ("leg-1", "canceled"))
+    assert not events(("oco-1", "pending_cancel"))
+    assert not events(("leg-1", "partial_fill"), ("oco-1", "canceled"))
+    assert not events(("other", "canceled"))
+    assert events(("other", "fill"), ("oco-1", "canceled"))

@@ -32,6 +32,7 @@ import backtrader as bt
 from mtbt.alpaca.books import FINAL, Part, Sent
 
 log = logging.getLogger("mtbt.live")
+_STREAM_WAIT = 0.002                      # s for the stream's ``canceled`` event, then:
 _CONFIRM_WAITS = (0.0, 0.05, 0.1, 0.2)    # s before each look at a cancel not confirmed
 
 
@@ -73,6 +74,13 @@ class LateFills:
     def _cancel_confirmed(self, sent: Sent) -> bool:
         """Whether Alpaca has ended ``sent`` (cancelled or filled; a fill is booked), after
         a few looks."""
+        deadline = time.monotonic() + _STREAM_WAIT
+        while True:                       # the stream says so first, as a rule: no request
+            if self._stream_cancelled(sent):
+                return True
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.0005)
         client_id = self._parent_client_id(sent)
         for wait in _CONFIRM_WAITS:
             time.sleep(wait)
@@ -83,6 +91,16 @@ class LateFills:
             if sent.parts[0].status in FINAL:
                 return True
         return False
+
+    def _stream_cancelled(self, sent: Sent) -> bool:
+        """Whether the stream's events not applied yet (they are applied at the next bar;
+        this only looks) say ``sent`` was cancelled, with no fill of it among them."""
+        ids = {part.alpaca_id for part in sent.parts}
+        with self._events.mutex:
+            events = [(str(u.order.id), str(getattr(u.event, "value", u.event)))
+                      for u in self._events.queue]
+        return (sent.parts[0].alpaca_id, "canceled") in events and not any(
+            order_id in ids and event in ("fill", "partial_fill") for order_id, event in events)
 
     def _settle_late(self, sent: Sent, order) -> None:
         """Apply Alpaca's ``order`` to ``sent`` (an order mtbt cancelled); if it filled more
