@@ -371,3 +371,12 @@ def test_page_renders_the_open_trade_and_the_alert_in_chromium(day, tmp_path, mo
             assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
         finally:
             browser.quit()
+
+
+def test_latency_figures_are_linear_percentiles_in_milliseconds():
+    from mtbt.live.status import latency_ms
+
+    assert latency_ms([]) == {"n": 0, "p50": None, "p99": None, "max": None}
+    got = latency_ms([0.001 * k for k in range(1, 102)])        # 1 .. 101 ms
+    assert got == {"n": 101, "p50": 51.0, "p99": 100.0, "max": 101.0}
+    assert latency_ms([0.002, 0.001]) == {"n": 2, "p50": 1.5, "p99": 1.99, "max": 2.0}

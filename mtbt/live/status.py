@@ -29,6 +29,7 @@ import threading
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pandas as pd
 
 from analyzers.report import atomic_write
@@ -51,9 +52,10 @@ def latency_ms(seconds: list[float]) -> dict:
     """n, p50, p99 and max of durations, in milliseconds."""
     if not seconds:
         return {"n": 0, "p50": None, "p99": None, "max": None}
-    ms = pd.Series(seconds) * 1000
-    return {"n": len(ms), "p50": round(float(ms.quantile(0.5)), 3),
-            "p99": round(float(ms.quantile(0.99)), 3), "max": round(float(ms.max()), 3)}
+    ms = np.asarray(seconds, dtype="float64") * 1000      # (written after every bar: numpy,
+    p50, p99 = np.percentile(ms, [50, 99])                 # pandas' quantile took 5 ms)
+    return {"n": len(ms), "p50": round(float(p50), 3), "p99": round(float(p99), 3),
+            "max": round(float(ms.max()), 3)}
 
 
 def _now() -> str:
