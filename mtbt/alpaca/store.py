@@ -147,11 +147,14 @@ class AlpacaStore:
     timeout : (connect, read) seconds for every REST call.
     ready_url : the local simulator's pacing route (replay only): told after each bar;
         with local endpoints it defaults to ``MTBT_SIM_READY_URL``.
+    pace : instead, a callable told after each bar (a simulator in this process: its
+        ``ready``, no HTTP round trip per bar).
     """
 
     def __init__(self, keys: tuple[str, str] | None = None,
                  endpoints: Endpoints | None = None, *, paper_mode: bool = True,
-                 timeout: tuple[float, float] = (5.0, 10.0), ready_url: str | None = None):
+                 timeout: tuple[float, float] = (5.0, 10.0), ready_url: str | None = None,
+                 pace: Callable[[dt.datetime], object] | None = None):
         if not paper_mode:
             raise ConfigError("[deployment] paper_mode is false: mtbt trades paper accounts "
                               "only")
@@ -172,7 +175,7 @@ class AlpacaStore:
         self.data_stream = _BarStream(key, secret, url_override=self.endpoints.data_stream)
         if ready_url is None and self.endpoints.local:
             ready_url = os.environ.get("MTBT_SIM_READY_URL") or None
-        self.ready_url = ready_url
+        self.ready_url, self.pace = ready_url, pace
         self.broker = None
         self.data = None
         self._threads: list[threading.Thread] = []
@@ -224,7 +227,9 @@ class AlpacaStore:
 
     def ready(self, last_bar: dt.datetime) -> None:
         """The session has handled ``last_bar`` (replay: the simulator may go on)."""
-        if self.ready_url:
+        if self.pace is not None:
+            self.pace(last_bar)
+        elif self.ready_url:
             self.http.post(self.ready_url, json={"t": last_bar.isoformat()})
 
     def stop(self) -> None:

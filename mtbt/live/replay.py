@@ -105,7 +105,7 @@ def replay(cfg: RunConfig, *, speed: float = 0.0, faults: Faults | None = None,
         endpoints = Endpoints(sim.trading_url, sim.data_url, sim.trade_stream_url,
                               sim.data_stream_url)
         store = AlpacaStore(sim.keys, endpoints, paper_mode=cfg.deployment.paper_mode,
-                            ready_url=f"{sim.trading_url}/_sim/ready")
+                            pace=sim.ready)
         stall = max(1.0, 120.0 / speed) if speed else 1.0
         quotes = cfg.options.prices != "model" and sim.option_quotes.source == "recorded"
         paper.setdefault("option_quotes", quotes)
