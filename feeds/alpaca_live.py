@@ -18,11 +18,13 @@ bar ``handled_bar_due`` names.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import logging
 import queue
 import threading
 import time
 import warnings
+from zoneinfo import ZoneInfo
 
 import backtrader as bt
 import pandas as pd
@@ -37,11 +39,14 @@ with warnings.catch_warnings():
 
 log = logging.getLogger("mtbt.live")
 _MINUTE = dt.timedelta(minutes=1)
+_NY = ZoneInfo(NY)
 _Bar = tuple  # (naive NY start, open, high, low, close, volume, stream arrival or None)
 
 
 def _naive_ny(when) -> dt.datetime:
     """An aware time as naive New York wall-clock time (backtrader's clock)."""
+    if type(when) is dt.datetime and when.tzinfo is not None:   # alpaca-py's: fast
+        return when.astimezone(_NY).replace(tzinfo=None)
     return pd.Timestamp(when).tz_convert(NY).tz_localize(None).to_pydatetime()
 
 
@@ -85,7 +90,8 @@ class AlpacaData(bt.feed.DataBase):
     def start(self) -> None:
         super().start()
         self._queue: queue.Queue = queue.Queue()
-        self._pending: dict[dt.datetime, _Bar] = {}
+        self._pending: dict[dt.datetime, _Bar] = {}     # by start; ``_starts``: their heap
+        self._starts: list[dt.datetime] = []
         self._last_bar: dt.datetime | None = None
         self._history = True
         self._went_live = self._ready_sent = False
@@ -134,11 +140,10 @@ class AlpacaData(bt.feed.DataBase):
             if self._last_bar is not None and self._went_live:
                 self._backfill(self._last_bar + _MINUTE)
         if self._pending:
-            first = min(self._pending)
+            first = self._starts[0]
             if self._last_bar is not None and self._went_live and self._gap(first):
                 self._backfill(self._last_bar + _MINUTE, first)
-                first = min(self._pending)
-            return self._pending.pop(first)
+            return self._pending.pop(heapq.heappop(self._starts))
         due = time.monotonic() - self._waiting_since > self.p.stall
         if due and self._last_bar is not None:
             log.warning("no bar for %.0f s after %s: asking REST", self.p.stall, self._last_bar)
@@ -158,11 +163,17 @@ class AlpacaData(bt.feed.DataBase):
         while True:
             start = _naive_ny(item[0])
             if self._wanted(start):
-                self._pending[start] = (start, *map(float, item[1:6]), item[6])
+                self._add((start, *map(float, item[1:6]), item[6]))
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
+
+    def _add(self, bar: _Bar) -> None:
+        """Hold ``bar`` until its turn (a streamed one replaces a fetched one)."""
+        if bar[0] not in self._pending:
+            heapq.heappush(self._starts, bar[0])
+        self._pending[bar[0]] = bar
 
     def _wanted(self, start: dt.datetime) -> bool:
         if self._last_bar is not None and start <= self._last_bar:
@@ -208,9 +219,8 @@ class AlpacaData(bt.feed.DataBase):
             begin = _naive_ny(bar.timestamp)
             if (end is None or begin < end) and self._wanted(begin) and begin not in \
                     self._pending:
-                self._pending[begin] = (begin, float(bar.open), float(bar.high),
-                                        float(bar.low), float(bar.close), float(bar.volume),
-                                        None)
+                self._add((begin, float(bar.open), float(bar.high), float(bar.low),
+                           float(bar.close), float(bar.volume), None))
                 added += 1
         if added and not self._history:
             self.bars_recovered += added
