@@ -517,7 +517,7 @@ class Simulator:
                 "vw": round((h + lo + c) / 3.0, 4)}
 
     def _bar_json(self, i: int) -> dict[str, Any]:
-        t = self._index[i].tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+        t = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(self._ns[i]) // 1_000_000_000))
         return {"t": t, **self._fields(i)}
 
     def _bar_msg(self, i: int) -> dict[str, Any]:
