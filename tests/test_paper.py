@@ -278,16 +278,36 @@ def _sim_env(sim) -> dict:
         "MTBT_SIM_READY_URL": f"{sim.trading_url}/_sim/ready"}
 
 
+class _Pacer:
+    """Steps a simulator in lockstep in a thread; ``pause`` stops the clock (the trader
+    then waits for its next bar), ``resume`` goes on."""
+
+    def __init__(self, sim) -> None:
+        self.sim = sim
+        self.halt = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def resume(self) -> None:
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self.sim.run, kwargs=dict(stop=self.halt),
+                                       daemon=True)
+        self.thread.start()
+
+    def pause(self) -> None:
+        self.halt.set()
+        self.thread.join(timeout=10)
+
+
 @contextmanager
 def _paced(sim):
-    """The simulator serving and stepping in lockstep (in a thread) until the block ends."""
-    halt = threading.Event()
+    """The simulator serving and stepping in lockstep (a ``_Pacer``) until the block ends."""
     with sim:
-        threading.Thread(target=sim.run, kwargs=dict(stop=halt), daemon=True).start()
+        pacer = _Pacer(sim)
+        pacer.resume()
         try:
-            yield sim
+            yield pacer
         finally:
-            halt.set()
+            pacer.halt.set()
 
 
 def _paper_args(cfg, instrument: str, logs: Path, state: Path, *extra: str) -> list[str]:

@@ -81,13 +81,15 @@ def test_sigterm_cancels_entries_flattens_and_writes_the_files(shared_data, pape
     cfg = _cfg(shared_data, "equity")
     sim = simulator(cfg, keys=KEYS)
     state, logs = tmp_path / "state.sqlite", paper_logs / f"sigterm_{keep}"
-    with _paced(sim):
+    with _paced(sim) as pacer:
         args = _paper_args(cfg, "equity", logs, state, *(["--keep-positions"] if keep else []))
         with (tmp_path / "out.txt").open("w") as out:
             trader = subprocess.Popen(args, env=_sim_env(sim), stdout=out,
                                       stderr=subprocess.STDOUT)
             snap = _wait_for(state, trader, "open")
+            pacer.pause()                # the signal comes while the trade is open
             trader.send_signal(signal.SIGTERM)
+            pacer.resume()
             assert trader.wait(timeout=60) == 0, (tmp_path / "out.txt").read_text()[-3000:]
         positions = sim.positions()
         working = [o for o in sim.orders if o.status in ("new", "accepted")]

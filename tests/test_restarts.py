@@ -262,14 +262,16 @@ def test_a_second_session_on_the_same_state_file_refuses_naming_the_first(shared
     sim = simulator(cfg, keys=KEYS)
     state = tmp_path / "state.sqlite"
     args = _paper_args(cfg, "equity", paper_logs / "lock", state)
-    with _paced(sim):
+    with _paced(sim) as pacer:
         env = _sim_env(sim)
         with (tmp_path / "first.out").open("w") as out:
             first = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
             try:
                 _wait_for(state, first, "open")
+                pacer.pause()            # the day must not end before the second starts
                 second = subprocess.run(args, env=env, capture_output=True, text=True,
                                         timeout=120)
+                pacer.resume()
             finally:
                 first.wait(timeout=300)
     assert second.returncode == 2
