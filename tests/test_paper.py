@@ -59,9 +59,17 @@ def _cfg(shared: Path, instrument: str, day: str | None = None, *overrides: str,
     return replay_config(cfg, cfg.data.bars, pd.Timestamp(day or DAYS[instrument]).date())
 
 
+_BACKTESTS: dict[str, pd.DataFrame] = {}
+
+
 def _backtest(cfg, out: Path) -> pd.DataFrame:
-    run_backtest(cfg, out_dir=out, tearsheet=False)
-    return pd.read_csv(out / "trades.csv")
+    """trades.csv of ``cfg``'s backtest, run once per configuration in this process (many
+    tests compare a replay of the same day with it)."""
+    key = json.dumps(cfg.as_dict(), sort_keys=True, default=str)
+    if key not in _BACKTESTS:
+        run_backtest(cfg, out_dir=out, tearsheet=False)
+        _BACKTESTS[key] = pd.read_csv(out / "trades.csv")
+    return _BACKTESTS[key].copy()
 
 
 def _sorted(trades: pd.DataFrame) -> pd.DataFrame:
@@ -96,7 +104,8 @@ def test_replayed_condor_day_closes_at_its_limits_like_the_backtest(shared_data,
     limit orders (an mleg limit at Alpaca), one limit not reached at the next open: cancelled
     at Alpaca, judged again on that bar and closed a bar later, as in the backtest."""
     cfg = _cfg(shared_data, "options", "2024-06-25", run=str(ROOT / "runs/iron_condor.toml"))
-    expected = _backtest(cfg, tmp_path / "bt")
+    run_backtest(cfg, out_dir=tmp_path / "bt", tearsheet=False)      # its run.log is read
+    expected = pd.read_csv(tmp_path / "bt" / "trades.csv")
     assert set(expected["exit_reason"]) == {"profit_target"} and len(expected) == 3
     assert "limit -0.21 not reached" in (tmp_path / "bt" / "run.log").read_text()
     sim = simulator(cfg, keys=KEYS)
