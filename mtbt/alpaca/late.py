@@ -17,8 +17,9 @@ lookup of the order, before anything else of the bar is sent; after a restart,
 
 A cancel Alpaca accepts (HTTP 204) is a request, not a result: the order may be
 ``pending_cancel`` and still fill. Before a trade's next order goes (its close, or a new
-pair), each of its exits whose cancel is not confirmed yet is looked up (a few times over
-a few tenths of a second); one still pending holds that trade's orders back for a bar
+pair), each of its exits whose cancel is not confirmed yet is checked: the stream's
+``canceled`` event (waited for a moment), else a lookup (a few, over a few tenths of a
+second); one still pending holds that trade's orders back for a bar
 (withdrawn, as above): the stream then says cancelled (the strategy sends them again) or
 filled (booked as a late fill). Sent at once, the close sold the shares a second time.
 """
@@ -59,9 +60,9 @@ class LateFills:
 
     def _confirm_cancels(self) -> None:
         """Before this bar's orders go: each order of a trade that sends one now and whose
-        cancel Alpaca has not confirmed is looked up; if it filled, it is booked and the
-        trade's orders withdrawn (``_settle_late``); if it is still pending, they are
-        withdrawn too, for a bar."""
+        cancel Alpaca has not confirmed is checked (``_cancel_confirmed``); if it filled, it
+        is booked and the trade's orders withdrawn (``_settle_late``); if it is still
+        pending, they are withdrawn too, for a bar."""
         lots = [s.parts[0].target.info.get("lot") for s in self._unsent]
         for alpaca_id, sent in list(self._cancelling.items()):
             lot = sent.parts[0].target.info.get("lot")
@@ -72,8 +73,8 @@ class LateFills:
                                     "at Alpaca")
 
     def _cancel_confirmed(self, sent: Sent) -> bool:
-        """Whether Alpaca has ended ``sent`` (cancelled or filled; a fill is booked), after
-        a few looks."""
+        """Whether Alpaca has ended ``sent``: its ``canceled`` event on the stream, or a few
+        lookups (a fill found is booked)."""
         deadline = time.monotonic() + _STREAM_WAIT
         while True:                       # the stream says so first, as a rule: no request
             if self._stream_cancelled(sent):

@@ -105,7 +105,7 @@ class Exchange:
         """Cancel an open order (the whole oco pair or mleg); 422 if it is no longer open.
         The ``pending_cancel`` fault holds the cancel instead (``_resolve_pending``)."""
         order = self.book.find(order_id).top
-        if order.is_open and self._knob_hits(self.pending_cancel, order):
+        if self._knob_hits(self.pending_cancel, order):
             self.pending_cancel = ""
             statuses = self.book.hold_cancel(order, self.now)
             self._pending.append((order, statuses))
