@@ -3,6 +3,7 @@ ends itself, orphan legs (alpaca-py's real clients against the local simulator).
 from __future__ import annotations
 
 import threading
+import time
 
 import pandas as pd
 import pytest
@@ -158,3 +159,37 @@ def test_an_orphan_leg_is_found_logged_and_closed(shared_data, paper_logs, tmp_p
     assert f"ORPHAN {leg.symbol}" in log and result.summary["orphans"]
     assert sim.positions() == {}
     pd.testing.assert_frame_equal(_sorted(result.trades), _sorted(expected), check_exact=True)
+
+
+@pytest.mark.parametrize("fills", [True, False])
+def test_a_shutdown_close_waits_for_a_pending_cancel_then_goes(shared_data, paper_logs,
+                                                               tmp_path, fills):
+    """The session is stopped while trade 1 holds its exits; their cancel is accepted but
+    left pending at Alpaca, and at the next bar it fills (or is cancelled). The shutdown's
+    close waits for it and goes once it is cancelled, for what the trade still holds: every
+    share closed once (half by the oco's stop, or all by the close, reason ``shutdown``),
+    the account flat. (The simulator steps a bar at a time while the shutdown waits.)"""
+    cfg = _cfg(shared_data, "equity")
+    sim = simulator(cfg, Faults(pending_cancel="-t1-", pending_cancel_fills=fills), keys=KEYS)
+    stop = threading.Event()
+
+    def stop_when_trade_1_holds_its_exits() -> None:
+        while not stop.is_set():
+            if any(o.is_open and o.order_class == "oco" and "-t1-" in o.client_order_id
+                   for o in list(sim.orders)):
+                stop.set()
+            time.sleep(0.002)
+
+    threading.Thread(target=stop_when_trade_1_holds_its_exits, daemon=True).start()
+    result = replay(cfg, sim=sim, log_dir=paper_logs / f"stop_pending{fills}",
+                    state_path=tmp_path / "state.sqlite", stop=stop)
+    stop.set()
+    log = (result.folder / f"paper_trading_{result.session}.log").read_text()
+    assert result.stopped_by == "stop requested" and "is pending at Alpaca" in log
+    assert "trades still open" not in log and "Traceback" not in log
+    _never_reversed(sim)
+    assert sim.positions() == {} and result.summary["open_trades"] == 0
+    got = pd.read_csv(result.folder / f"trades_{result.session}.csv")
+    entry = next(o for o in sim.orders if o.client_order_id.endswith("-t1-entry"))
+    assert list(got["exit_reason"]) == (["stop", "shutdown"] if fills else ["shutdown"])
+    assert got["qty"].sum() == entry.filled_qty          # half by the oco's stop, or none

@@ -16,6 +16,7 @@ from mtbt.exits import Stage
 
 log = logging.getLogger("mtbt.live")
 _LAST = dt.datetime(9999, 12, 31)      # a bar time after every bar: "handled everything"
+_MINUTE = dt.timedelta(minutes=1)
 
 
 def close_out(store, broker, strat, data, *, keep_positions: bool, wait: float = 30.0) -> None:
@@ -24,24 +25,40 @@ def close_out(store, broker, strat, data, *, keep_positions: bool, wait: float =
         broker.withdraw_limits()
         _deliver(broker, strat)
     strat.cancel_entries()
-    if not keep_positions:
-        for lot in strat.open_lots():
-            if lot.stage is not Stage.PENDING and not lot.closing:
-                strat.close_lot(lot, "shutdown")
-    broker.prepare()
-    broker.transmit()
+    _close(broker, strat, keep_positions, always=True)
     deadline = time.monotonic() + wait
-    while broker.working_orders() and not keep_positions and time.monotonic() < deadline:
-        store.ready(_LAST)                     # replay: let the simulator fill them
+    bar = data.datetime.datetime(0) if len(data) else _LAST
+    while (broker.working_orders() or _unclosed(strat)) and not keep_positions and \
+            time.monotonic() < deadline:
+        store.ready(bar)              # replay: the simulator steps a bar to fill them
+        bar = min(bar + _MINUTE, _LAST)
         time.sleep(0.1)
         broker.apply_updates()
         _deliver(broker, strat)
-    _deliver(broker, strat)
+        _close(broker, strat, keep_positions)  # a close withdrawn (its trade's exits still
+    _deliver(broker, strat)                    # pending cancel at Alpaca) goes again
     left = [lot.trade_id for lot in strat.open_lots() if lot.stage is not Stage.PENDING]
     if left and not keep_positions:
         log.error("trades still open after %.0f s: %s; check the account", wait, left)
     elif left:
         log.warning("trades left open (--keep-positions): %s", left)
+
+
+def _unclosed(strat) -> list:
+    """The open trades with no close working."""
+    return [lot for lot in strat.open_lots()
+            if lot.stage is not Stage.PENDING and not lot.closing]
+
+
+def _close(broker, strat, keep_positions: bool, always: bool = False) -> None:
+    """Close (unless ``keep_positions``) every open trade with no close working, and send
+    what that and the cancels before it made (``always``: send even if nothing was)."""
+    lots = [] if keep_positions else _unclosed(strat)
+    for lot in lots:
+        strat.close_lot(lot, "shutdown")
+    if lots or always:
+        broker.prepare()
+        broker.transmit()
 
 
 def _deliver(broker, strat) -> None:

@@ -383,7 +383,10 @@ class ManagedStrategy(LiveResume, StructureLots, bt.Strategy):
 
     def receive(self, order) -> None:
         """Take a broker notification outside cerebro's loop (shutdown), as cerebro would
-        hand it to the strategy and its analyzers."""
+        hand it to the strategy and its analyzers. The ones handled before are cleared
+        first, as cerebro does each bar: with cerebro's ``quicknotify`` off, backtrader's
+        ``_notify`` handles every notification pending, so each was handled again."""
+        self.clear()
         self._addnotification(order, quicknotify=True)
 
     def note(self, text: str) -> None:
