@@ -199,6 +199,31 @@ def test_a_kill_as_trades_close_whose_stops_then_fill_while_down(shared_data, pa
     assert "Traceback" not in text + stderr
 
 
+def test_a_kill_while_a_cancel_is_pending_then_restart_waits_for_it(shared_data, paper_logs,
+                                                                     tmp_path):
+    """At 15:44 Alpaca accepts the cancel of trade 2's exits but leaves them pending, so the
+    trader withholds that trade's close; it dies right after (trade 3's close sent), and
+    the stop fills as the next bar comes, while it restarts. The restart finds the fill,
+    books it to the trade and withdraws the close recorded for the whole trade; the close
+    goes for the rest. Nothing is reversed or sent twice; the day ends flat."""
+    cfg = _cfg(shared_data, "equity", "2024-08-02")
+    expected = _backtest(cfg, tmp_path / "bt")
+    logs = paper_logs / "kill_pending_cancel"
+    sim = simulator(cfg, Faults(pending_cancel="-t2-"), keys=KEYS)
+    killed, sim, trades, stderr = _restart(
+        cfg, "equity", tmp_path, logs, sent=lambda o: o.client_order_id.endswith("-t3-eod"),
+        down_bars=0, sim=sim)
+    first, second = (p.read_text() for p in sorted(logs.glob("paper_trading_*.log")))
+    assert "-t2-eod: the cancel of" in first and "is pending at Alpaca" in first
+    assert "-t2-eod: its trade filled an exit" in second and "LATE FILL #2 stop" in second
+    assert "Traceback" not in first + second + stderr
+    assert trades.loc[trades["trade_id"] == 2, "qty"].sum() == \
+        expected.loc[expected["trade_id"] == 2, "qty"].sum()
+    _never_reversed(sim)
+    _no_order_twice(sim)
+    assert sim.positions() == {}
+
+
 def test_a_restart_counts_the_refusals_of_a_trades_exits_before_it(shared_data, paper_logs,
                                                                     tmp_path):
     """Alpaca refuses trade 1's exit pair every time: twice before the kill (held at the
