@@ -60,7 +60,8 @@ class Exchange:
         self.fill_on_cancel = faults.fill_on_cancel     # the fault knobs: once each
         self.pending_cancel = faults.pending_cancel
         self.pending_cancel_fills = faults.pending_cancel_fills
-        self._pending: list[tuple[SimOrder, dict[SimOrder, str]]] = []   # (order, statuses)
+        self.pending_cancel_bars = faults.pending_cancel_bars
+        self._pending: list[list] = []        # [order, its statuses before, bars left]
 
     # -- orders ------------------------------------------------------------------------------
     def submit(self, body: Any) -> tuple[SimOrder, Events]:
@@ -108,7 +109,7 @@ class Exchange:
         if self._knob_hits(self.pending_cancel, order):
             self.pending_cancel = ""
             statuses = self.book.hold_cancel(order, self.now)
-            self._pending.append((order, statuses))
+            self._pending.append([order, statuses, self.pending_cancel_bars])
             return [trade_update("pending_cancel", order, self.now)]
         return self.book.cancel(order_id, self.now)
 
@@ -119,19 +120,23 @@ class Exchange:
             order.asset_class != "us_option" and order.order_class != "mleg"
 
     def _resolve_pending(self) -> Events:
-        """The held cancels, at the next bar: each order fills at the last bar's close (its
-        cancel reached the venue after it executed) or, with ``pending_cancel_fills`` off,
-        is cancelled."""
+        """The held cancels, ``pending_cancel_bars`` bars on: each order fills at the last
+        bar's close (its cancel reached the venue after it executed) or, with
+        ``pending_cancel_fills`` off, is cancelled."""
         events: Events = []
         bar = self.last_bar
-        for order, statuses in self._pending:
+        for held in self._pending:
+            held[2] -= 1
+            if held[2] > 0:
+                continue
+            order, statuses, _ = held
             for part, status in statuses.items():
                 part.status = status
             if self.pending_cancel_fills and bar is not None:
                 events += self.matcher.force(order, bar.close, bar)
             else:
                 events += self.book.close(order, "canceled", self.now)
-        self._pending = []
+        self._pending = [held for held in self._pending if held[2] > 0]
         return events
 
     def cancel_all(self) -> tuple[list[dict], Events]:

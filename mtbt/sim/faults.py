@@ -44,10 +44,11 @@ class Faults:
     - ``pending_cancel``: the first cancel of a working equity order whose
       ``client_order_id`` contains this text is accepted (HTTP 204) but not done at once: the
       order (both legs of an oco) is ``pending_cancel`` (its event sent), works no more and
-      holds no qty, and at the next bar fills at the last bar's close, as when the cancel
-      reached the venue after the order executed (``pending_cancel_fills`` off: it is
-      cancelled then). Alpaca does not say whether a ``pending_cancel`` order still holds
-      the shares: this is the worse case, a close sent meanwhile is accepted.
+      holds no qty, and at the next bar (``pending_cancel_bars`` on) fills at the last
+      bar's close, as when the cancel reached the venue after the order executed
+      (``pending_cancel_fills`` off: it is cancelled then). Alpaca does not say whether a
+      ``pending_cancel`` order still holds the shares: this is the worse case, a close sent
+      meanwhile is accepted.
     - ``late_oco_cancels``: when one leg of an oco fills, the ``canceled`` events of its
       other leg (which Alpaca cancels itself) are sent a bar later, with the next events
       (Alpaca does not say when it tells them: the fill may be known first).
@@ -70,6 +71,7 @@ class Faults:
     fill_on_cancel: str = ""
     pending_cancel: str = ""
     pending_cancel_fills: bool = True
+    pending_cancel_bars: int = 1
     late_oco_cancels: bool = False
 
 
