@@ -170,7 +170,10 @@ def test_a_shutdown_close_waits_for_a_pending_cancel_then_goes(shared_data, pape
     share closed once (half by the oco's stop, or all by the close, reason ``shutdown``),
     the account flat. (The simulator steps a bar at a time while the shutdown waits.)"""
     cfg = _cfg(shared_data, "equity")
-    sim = simulator(cfg, Faults(pending_cancel="-t1-", pending_cancel_fills=fills), keys=KEYS)
+    # pending for two bars: the simulator may step the bar after the last one the trader
+    # handled at any time (the trader had acked it), before or while the shutdown cancels
+    sim = simulator(cfg, Faults(pending_cancel="-t1-", pending_cancel_fills=fills,
+                                pending_cancel_bars=2), keys=KEYS)
     stop = threading.Event()
 
     def stop_when_trade_1_holds_its_exits() -> None:
