@@ -20,6 +20,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def paper_logs(tmp_path) -> Path:
+    """Where the test's paper sessions write (grepped for keys after the last test, by
+    ``no_file_holds_a_test_key``)."""
+    (tmp_path / "paper_logs").mkdir()
+    return tmp_path / "paper_logs"
+
+
 def files_holding(base: Path, keys) -> list[str]:
     """The files under ``base`` whose bytes hold any of ``keys``."""
     wanted = [key.encode() for key in keys]

@@ -42,14 +42,6 @@ COMPARE = ["trade_id", "instrument", "side", "entry_time", "entry_price", "exit_
            "exit_price", "qty", "pnl", "exit_reason"]
 
 
-@pytest.fixture
-def paper_logs(tmp_path) -> Path:
-    """Where the test's paper sessions write (grepped for keys after the last test, by
-    ``tests/conftest.py``'s ``no_file_holds_a_test_key``)."""
-    (tmp_path / "paper_logs").mkdir()
-    return tmp_path / "paper_logs"
-
-
 def _cfg(shared: Path, instrument: str, day: str | None = None, *overrides: str,
          run: str | None = None):
     cfg = load_run(run, [f'data.bars="{shared / "spy_1m_2024-03-26_2025-04-02.parquet"}"',

@@ -17,11 +17,9 @@ from tests.test_paper import (
     _never_reversed,
     _open_orphan_leg,
     _sorted,
-    paper_logs,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
-__all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for keys too
 
 
 @pytest.mark.parametrize("refused", ["-t1-tp1", "-t1-stop"])

@@ -25,11 +25,9 @@ from tests.test_paper import (
     _sim_env,
     _sorted,
     _wait_for,
-    paper_logs,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
-__all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for keys too
 
 
 @pytest.mark.parametrize("instrument", ["equity", "options"])

@@ -32,11 +32,9 @@ from tests.test_paper import (
     _sim_env,
     _sorted,
     _wait_for,
-    paper_logs,
 )
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
-__all__ = ["paper_logs"]      # the fixture: this module's logs are grepped for keys too
 
 
 def _kill_when(sim, trader: subprocess.Popen, sent) -> object:
