@@ -1,6 +1,7 @@
 """Write a finished run's reports into its folder (each file complete or absent)."""
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import multiprocessing as mp
@@ -16,7 +17,14 @@ from analyzers.daily import daily_table
 from analyzers.journal import TRADE_COLUMNS, iso_ny
 from analyzers.payoff import payoff_chart
 from analyzers.summary import daily_returns, summarize
-from analyzers.tearsheet import buy_and_hold, options_priced, quantstats, write_tearsheet
+from analyzers.tearsheet import (
+    buy_and_hold,
+    draw_charts,
+    options_priced,
+    quantstats,
+    tearsheet_result,
+    write_tearsheet,
+)
 from mtbt.datenums import isoformat_array
 
 log = logging.getLogger("mtbt")
@@ -117,42 +125,45 @@ def _iso_index(frame: pd.DataFrame) -> pd.DataFrame:
 
 def _tearsheet_started(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float,
                        option_prices: dict | None) -> Callable[[], list[str]]:
-    """Start writing tearsheet.html in a forked process (quantstats' charts take seconds of
-    one core; the other reports are written meanwhile, on the other); the call returned
-    waits for it and gives its notes. In this process where forking is unsafe (other
-    threads running) or unavailable."""
+    """Start writing tearsheet.html in a forked process (quantstats' charts take a second or
+    more of one core; the other reports are written meanwhile, on the other); the call
+    returned draws some of its charts (``draw_charts``: this process is free by then), waits
+    for it and gives its notes. In this process where forking is unsafe (other threads
+    running) or unavailable."""
     args = (out, equity, market, cfg, start_equity, option_prices)
     if threading.active_count() > 1 or "fork" not in mp.get_all_start_methods():
         notes = _tearsheet(*args)
         return lambda: notes
     quantstats()                # imported once here, not again in every child
     context = mp.get_context("fork")
-    reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_tearsheet_child, args=(writer, *args), daemon=True,
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_tearsheet_child, args=(theirs, *args), daemon=True,
                             name="mtbt-tearsheet")
-    child.start()
-    writer.close()
+    gc.freeze()     # the child's collections leave the objects of this process alone (fewer
+    child.start()   # pages copied on write)
+    gc.unfreeze()
+    theirs.close()
 
     def wait() -> list[str]:
         try:
-            notes = reader.recv()
+            notes = draw_charts(ours)
         except EOFError:            # the process died before answering
             (out / ".tearsheet.html.part").unlink(missing_ok=True)
             notes = [f"tearsheet failed (its process exited with {child.exitcode}); the "
                      "other reports are fine"]
         child.join()
-        reader.close()
+        ours.close()
         return notes
     return wait
 
 
-def _tearsheet_child(writer, *args) -> None:
-    writer.send(_tearsheet(*args))
-    writer.close()
+def _tearsheet_child(helper, *args) -> None:
+    tearsheet_result(helper, _tearsheet(*args, helper=helper))
+    helper.close()
 
 
 def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float,
-               option_prices: dict | None = None) -> list[str]:
+               option_prices: dict | None = None, helper=None) -> list[str]:
     """Write tearsheet.html; a failure of quantstats costs the tearsheet, not the run."""
     returns = daily_returns(equity, start_equity)
     if not returns.any():
@@ -164,7 +175,8 @@ def _tearsheet(out: Path, equity: pd.DataFrame, market, cfg, start_equity: float
     try:
         title = f"mtbt {cfg.name}: {symbol} ({what})" + options_priced(option_prices, ", ")
         write_tearsheet(returns, bench, tmp, title=title,
-                        benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name)
+                        benchmark_title=f"{symbol} buy & hold", strategy_title=cfg.name,
+                        helper=helper)
     except Exception as exc:   # quantstats fails on some degenerate series
         tmp.unlink(missing_ok=True)
         log.exception("tearsheet failed")

@@ -350,22 +350,31 @@ def test_the_iron_condor_on_real_spy(shared_data, tmp_path):
 @pytest.mark.parametrize("failure, note", [
     ("raise", "tearsheet failed (ValueError: degenerate); the other reports are fine"),
     ("exit", "tearsheet failed (its process exited with 3); the other reports are fine"),
+    ("chart", "tearsheet failed (RuntimeError: a chart failed in the process that drew it "
+              "(see its log)); the other reports are fine"),
 ])
 def test_a_failed_tearsheet_costs_the_tearsheet_only(tmp_path, monkeypatch, failure, note):
     """The tearsheet is written beside the other reports (in a forked process where it can
-    be): quantstats raising, or that process dying, leaves a note and every other file."""
+    be, this one drawing some of its charts): quantstats raising, that process dying, or a
+    chart failing here leaves a note and every other file."""
     import analyzers.report
+    from analyzers.tearsheet import quantstats
 
     def broken(*_, **__):
         if failure == "exit":
             os._exit(3)
         raise ValueError("degenerate")
 
-    monkeypatch.setattr(analyzers.report, "write_tearsheet", broken)
+    if failure == "chart":   # drawn by this process (the forked one draws the rest)
+        monkeypatch.setattr(quantstats().plots, "log_returns", broken)
+    else:
+        monkeypatch.setattr(analyzers.report, "write_tearsheet", broken)
     out = tmp_path / "report"
     assert main(["backtest", "--out", str(out), "--quiet", "--set",
                  'strategy.instrument="equity"']) == 0
     assert note in (out / "run.log").read_text()
+    if failure == "chart":
+        assert "tearsheet chart log_returns failed" in (out / "run.log").read_text()
     assert not (out / "tearsheet.html").exists()
     assert not (out / ".tearsheet.html.part").exists()
     assert {"trades.csv", "equity.csv", "daily.csv", "summary.json"} <= {
