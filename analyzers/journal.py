@@ -24,8 +24,11 @@ class Journal(bt.Analyzer):
     ``order.info``; this analyzer only writes them down. For option structures a row's prices
     are the structure's premiums per share (a credit is negative) and ``qty`` is contracts;
     every leg of every structure fill also goes to ``legs`` (legs.csv), and the first
-    structure of each kind to ``structures`` (for its payoff chart).
+    structure of each kind to ``structures`` (for its payoff chart), also given, as it comes,
+    to ``first_structure(name, fields)``.
     """
+
+    params = (("first_structure", None),)
 
     def create_analysis(self) -> None:
         self.rets = []
@@ -68,10 +71,12 @@ class Journal(bt.Analyzer):
                 "expiry": leg.expiry.isoformat(), "qty": leg.contracts,
                 "fill": round(leg.price, 4)})
         if order.kind == "open" and order.structure.name not in self.structures:
-            self.structures[order.structure.name] = dict(
+            first = self.structures[order.structure.name] = dict(
                 structure=order.structure, premium=order.premium, vix=order.data.vix[0],
                 now=order.dt, expiry_close=order.position.expiry_close,
                 spot=order.data.open[0])
+            if self.p.first_structure is not None:
+                self.p.first_structure(order.structure.name, first)
 
     def get_legs(self) -> pd.DataFrame:
         """legs.csv: every leg of every structure fill (``qty`` in signed contracts)."""

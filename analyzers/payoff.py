@@ -37,6 +37,6 @@ def payoff_chart(path: Path, name: str, structure, premium: float, model, vix: f
     ax.set_ylabel("profit per contract ($, before fees)")
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path

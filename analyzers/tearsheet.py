@@ -53,7 +53,7 @@ def quantstats():
 
 # quantstats' charts that a helper process draws when ``write_tearsheet`` is given one: the
 # first ones of the page (with ours), so that the helper gets them early
-HELPED = ("returns", "log_returns")
+HELPED = ("returns", "log_returns", "yearly_returns", "histogram")
 # quantstats' rolling charts, by their titles (their window is the call's ``period``)
 _ROLLING = {"rolling_volatility": "Rolling Volatility (6-Months)",
             "rolling_sharpe": "Rolling Sharpe (6-Months)",

@@ -18,6 +18,7 @@ import pandas as pd
 
 from analyzers import EquityCurve, Journal, Progress, RegimeLog
 from analyzers.report import write_reports
+from analyzers.report_process import ReportProcess
 from feeds.arrays import BarFeed
 from feeds.loader import MarketData, load_market_data
 from feeds.options_store import OptionStore
@@ -139,8 +140,9 @@ class Venue:
     ``sessions``: ``{date: Session}`` the strategy may see; ``trade_from``: no entries
     before it (earlier bars warm up); ``resume``/``resume_books``: a live restart's
     checkpoints of the strategy and the broker; ``progress(bars)``: called every few
-    thousand bars. ``backtest_venue`` makes the backtest's; a paper session (on Alpaca or on
-    the replay simulator) makes its own from the store.
+    thousand bars; ``first_structure(name, fields)``: the journal's record of the run's first
+    option structure of each type, as it trades it. ``backtest_venue`` makes the backtest's;
+    a paper session (on Alpaca or on the replay simulator) makes its own from the store.
     """
 
     data: bt.feed.DataBase
@@ -150,6 +152,7 @@ class Venue:
     resume: dict | None = None
     resume_books: dict | None = None
     progress: Callable[[int], None] | None = None
+    first_structure: Callable[[str, dict], None] | None = None
 
 
 def backtest_venue(cfg: RunConfig, data: bt.feed.DataBase, *, first: dt.date, last: dt.date,
@@ -197,7 +200,7 @@ def build_cerebro(cfg: RunConfig, venue: Venue, *, strategy: type[bt.Strategy] |
     cerebro.addsizer(RiskSizer, risk=risk, stop_pct=cfg.scaling_exits.stop_pct,
                      commission=cfg.costs.commission_per_share,
                      slippage=cfg.costs.slippage_per_share)
-    cerebro.addanalyzer(Journal, _name="journal")
+    cerebro.addanalyzer(Journal, _name="journal", first_structure=venue.first_structure)
     cerebro.addanalyzer(EquityCurve, _name="equity")
     cerebro.addanalyzer(RegimeLog, _name="regime")
     cerebro.addanalyzer(Progress, _name="progress", callback=venue.progress)
@@ -237,6 +240,8 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     handler = _attach_run_log(out / "run.log")
     report = progress or (lambda phase, done, total: None)
+    want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
+    process = None
     failed = True
     try:
         report("loading data", 0, 0)
@@ -254,17 +259,20 @@ def run_backtest(cfg: RunConfig, *, out_dir: Path | None = None,
                                last=days[-1].date(), trade_from=market.trade_from,
                                progress=lambda n: report("backtest", n, len(bars)),
                                traded=traded)
+        process = ReportProcess(out, venue.broker.p.chain_model, tearsheet=want_tearsheet)
+        venue.first_structure = process.payoff
         cerebro = build_cerebro(cfg, venue)
         started = time.perf_counter()
         (strat,) = cerebro.run()
         seconds = time.perf_counter() - started
         log.info("run finished: %d bars in %.1f s", len(bars), seconds)
         report("writing reports", 0, 0)
-        want_tearsheet = cfg.report.tearsheet if tearsheet is None else tearsheet
-        summary, notes, daily = write_reports(out, strat, market, cfg,
-                                              tearsheet=want_tearsheet, version=__version__)
+        summary, notes, daily = write_reports(out, strat, market, cfg, tearsheet=want_tearsheet,
+                                              version=__version__, process=process)
         failed = False
     finally:
+        if failed and process is not None:
+            process.abort()
         _detach_run_log(handler)
         if failed and made is not None:      # nothing half-made is left behind
             shutil.rmtree(made, ignore_errors=True)

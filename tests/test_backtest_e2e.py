@@ -357,7 +357,7 @@ def test_a_failed_tearsheet_costs_the_tearsheet_only(tmp_path, monkeypatch, fail
     """The tearsheet is written beside the other reports (in a forked process where it can
     be, this one drawing some of its charts): quantstats raising, that process dying, or a
     chart failing here leaves a note and every other file."""
-    import analyzers.report
+    import analyzers.report_process
     from analyzers.tearsheet import quantstats
 
     def broken(*_, **__):
@@ -368,7 +368,7 @@ def test_a_failed_tearsheet_costs_the_tearsheet_only(tmp_path, monkeypatch, fail
     if failure == "chart":   # drawn by this process (the forked one draws the rest)
         monkeypatch.setattr(quantstats().plots, "log_returns", broken)
     else:
-        monkeypatch.setattr(analyzers.report, "write_tearsheet", broken)
+        monkeypatch.setattr(analyzers.report_process, "write_tearsheet", broken)
     out = tmp_path / "report"
     assert main(["backtest", "--out", str(out), "--quiet", "--set",
                  'strategy.instrument="equity"']) == 0
