@@ -365,6 +365,8 @@ def test_a_failed_tearsheet_costs_the_tearsheet_only(tmp_path, monkeypatch, fail
             os._exit(3)
         raise ValueError("degenerate")
 
+    # forked even if an earlier test in this pytest worker left a thread running
+    monkeypatch.setattr(analyzers.report_process, "_can_fork", lambda: True)
     if failure == "chart":   # drawn by this process (the forked one draws the rest)
         monkeypatch.setattr(quantstats().plots, "log_returns", broken)
     else:
