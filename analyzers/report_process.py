@@ -35,15 +35,17 @@ class ReportProcess:
         self.payoffs: dict[str, dict] = {}
         self.conn: Connection | None = None
         self.child = None
-        self.forked = False
+        self.fork_tried = False   # once: a payoff kept here is never sent to a later process
         if tearsheet:
             self._fork()
 
     def _fork(self) -> None:
         """The process, once (none where forking is unsafe or unavailable)."""
-        if self.forked or not _can_fork():
+        if self.fork_tried:
             return
-        self.forked = True
+        self.fork_tried = True
+        if not _can_fork():
+            return
         context = mp.get_context("fork")
         self.conn, theirs = context.Pipe()
         self.child = context.Process(target=_serve, args=(theirs, self.out, self.model,
@@ -78,7 +80,7 @@ class ReportProcess:
                 self._remove_parts()
                 what = " and ".join(w for w, wanted in (("tearsheet", tearsheet),
                                                           ("payoff charts", self.payoffs))
-                                    if wanted)
+                                    if wanted) or "the report process"
                 notes = [f"{what} failed (its process exited with {self.child.exitcode}); "
                          "the other reports are fine"]
             self._close()
